@@ -1,0 +1,289 @@
+"""params.yaml: loading, validation (before any work) and expansion of the experiment matrix.
+
+A profile (params `profile`) holds studies; a study is a list of blocks; a block is a product
+datasets x noise rates x methods (x models), each cell run once per seed. A run's config is
+resolved as: `train` defaults <- profile `train` <- block `train` <- method instance `train`.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .registry import ConfigError
+
+TOP_LEVEL = ["profile", "runtime", "noise", "datasets", "train", "methods", "profiles"]
+# Extra top-level sections owned by one paper's stage register a validator here.
+SECTION_VALIDATORS: dict[str, Callable[[Any, dict[str, Any]], None]] = {}
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "model": "small_cnn", "model_args": {}, "epochs": 20, "batch_size": 64,
+    "optimizer": "sgd", "optimizer_args": {}, "lr": 0.05, "weight_decay": 5e-4,
+    "schedule": "cosine", "schedule_args": {}, "augment": "auto", "report_epoch": "best_val",
+    "report_k": 5, "val_labels": "noisy", "grad_clip": 0.0, "compile": False,
+    "checkpoint": True, "eval_batch_size": 1024,
+}
+TRAIN_RANGES: dict[str, tuple] = {"epochs": (1, None), "batch_size": (1, None), "lr": (0.0, None),
+                                  "weight_decay": (0.0, None), "report_k": (1, None),
+                                  "grad_clip": (0.0, None), "eval_batch_size": (1, None)}
+TRAIN_CHOICES: dict[str, list] = {"augment": ["auto", "none", "crop_flip"],
+                                  "report_epoch": ["last", "best_val", "mean_last_k"],
+                                  "val_labels": ["noisy", "clean"]}
+RUNTIME_DEFAULTS = {"device": "auto", "workers": 2, "threads": 1, "progress": True}
+DATASET_COMMON = {"source": "", "val_fraction": 0.1, "test_fraction": 0.2,
+                  "clean_fraction": 0.1, "data_seed": 0, "augment": "none"}
+# Source-specific keys (type from the default; None = any type).
+SOURCE_KEYS: dict[str, dict[str, Any]] = {
+    "digits": {},
+    "gaussians": {"layout": "separable", "n_per_class": 300, "scale": 1.0},
+    "imagefolder": {"path": "", "sha256": ""},
+    "mnist": {"mirror": "", "md5": None, "root": ""},
+    "cifar10": {"mirror": "", "md5": None, "root": ""},
+    "cifar100": {"mirror": "", "md5": None, "root": ""},
+    "svhn": {"mirror": "", "md5": None, "root": ""},
+}
+
+
+def _check(key: str, value: Any, default: Any, rng: tuple | None = None,
+           choices: list | None = None) -> None:
+    from .methods.base import check_value
+
+    check_value(key, value, default, rng, choices)
+
+
+def _check_keys(where: str, got: dict, allowed: list[str] | set[str]) -> None:
+    if not isinstance(got, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(got).__name__}")
+    for k in got:
+        if k not in allowed:
+            raise ConfigError(f"{where}.{k}: unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
+def validate_train(where: str, t: dict[str, Any]) -> None:
+    """Check a (partial) train section: keys, types, ranges, registry names."""
+    from .models import MODELS
+    from .optim import OPTIMIZERS, SCHEDULES, check_args
+
+    _check_keys(where, t, TRAIN_DEFAULTS)
+    for k, v in t.items():
+        _check(f"{where}.{k}", v, TRAIN_DEFAULTS[k], TRAIN_RANGES.get(k), TRAIN_CHOICES.get(k))
+    if "model" in t:
+        MODELS.get_checked(t["model"], f"{where}.model")
+    if "optimizer" in t:
+        OPTIMIZERS.get_checked(t["optimizer"], f"{where}.optimizer")
+        check_args(OPTIMIZERS[t["optimizer"]], t.get("optimizer_args", {}), f"{where}.optimizer_args")
+    if "schedule" in t:
+        SCHEDULES.get_checked(t["schedule"], f"{where}.schedule")
+        check_args(SCHEDULES[t["schedule"]], t.get("schedule_args", {}), f"{where}.schedule_args")
+
+
+def validate_dataset(where: str, d: dict[str, Any]) -> None:
+    from .data.sources import SOURCES
+
+    if not isinstance(d, dict) or "source" not in d:
+        raise ConfigError(f"{where}.source: missing; allowed: {', '.join(sorted(SOURCES))}")
+    SOURCES.get_checked(d["source"], f"{where}.source")
+    specific = SOURCE_KEYS.get(d["source"], {})
+    _check_keys(where, d, set(DATASET_COMMON) | set(specific))
+    for k, v in d.items():
+        default = DATASET_COMMON.get(k, specific.get(k))
+        rng = (0.0, 0.9) if k.endswith("_fraction") else (0, None) if k in ("data_seed", "n_per_class") else None
+        choices = {"augment": ["none", "crop_flip"], "layout": ["separable", "overlapping"]}.get(k)
+        _check(f"{where}.{k}", v, default, rng, choices)
+
+
+@dataclass
+class Params:
+    raw: dict[str, Any]
+
+    @property
+    def profile_name(self) -> str:
+        return self.raw["profile"]
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        return self.raw["profiles"][self.profile_name]
+
+    @property
+    def scale(self) -> str:
+        return self.profile.get("scale", self.profile_name)
+
+    @property
+    def runtime(self) -> dict[str, Any]:
+        return {**RUNTIME_DEFAULTS, **self.raw.get("runtime", {})}
+
+    def studies(self) -> list[str]:
+        return list(self.profile.get("studies", {}))
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and fully validate params.yaml; raises ConfigError naming the first bad key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: not found") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    validate(raw)
+    return Params(raw)
+
+
+def validate(raw: dict[str, Any]) -> None:
+    from .data.noise import NOISE_MODELS
+    from .methods import METHODS
+
+    if not isinstance(raw, dict):
+        raise ConfigError("params.yaml: expected a mapping at the top level")
+    _check_keys("params", raw, set(TOP_LEVEL) | set(SECTION_VALIDATORS))
+    for k in TOP_LEVEL:
+        if k not in raw:
+            raise ConfigError(f"{k}: missing top-level section")
+    rt = raw["runtime"]
+    _check_keys("runtime", rt, RUNTIME_DEFAULTS)
+    for k, v in rt.items():
+        _check(f"runtime.{k}", v, RUNTIME_DEFAULTS[k], (1, None) if k in ("workers", "threads") else None,
+               ["auto", "cpu", "cuda"] if k == "device" else None)
+    _check_keys("noise", raw["noise"], ["kind", "seed"])
+    NOISE_MODELS.get_checked(raw["noise"].get("kind", "symmetric_incl"), "noise.kind")
+    _check("noise.seed", raw["noise"].get("seed", 0), 0, (0, None))
+    for name, d in raw["datasets"].items():
+        validate_dataset(f"datasets.{name}", d)
+    validate_train("train", raw["train"])
+    for name, m in raw["methods"].items():
+        where = f"methods.{name}"
+        if not isinstance(m, dict) or "family" not in m:
+            raise ConfigError(f"{where}.family: missing; allowed: {', '.join(sorted(METHODS))}")
+        cls = METHODS.get_checked(m["family"], f"{where}.family")
+        if "train" in m:
+            validate_train(f"{where}.train", m["train"])
+        cls.validate_params({k: v for k, v in m.items() if k not in ("family", "train")}, where)
+    if raw["profile"] not in raw["profiles"]:
+        raise ConfigError(f"profile: unknown profile {raw['profile']!r}; allowed: "
+                          f"{', '.join(sorted(raw['profiles']))}")
+    for pname, prof in raw["profiles"].items():
+        validate_profile(f"profiles.{pname}", prof, raw)
+    for key, fn in SECTION_VALIDATORS.items():
+        if key in raw:
+            fn(raw[key], raw)
+
+
+def validate_profile(where: str, prof: dict[str, Any], raw: dict[str, Any]) -> None:
+    _check_keys(where, prof, ["scale", "label", "train", "studies"])
+    if "train" in prof:
+        validate_train(f"{where}.train", prof["train"])
+    for study, blocks in prof.get("studies", {}).items():
+        if not isinstance(blocks, list):
+            raise ConfigError(f"{where}.studies.{study}: expected a list of blocks")
+        for i, b in enumerate(blocks):
+            bw = f"{where}.studies.{study}[{i}]"
+            _check_keys(bw, b, ["datasets", "noise", "methods", "seeds", "models", "train"])
+            for key in ("datasets", "noise", "methods", "seeds"):
+                if key not in b or not isinstance(b[key], list) or not b[key]:
+                    raise ConfigError(f"{bw}.{key}: expected a non-empty list")
+            for d in b["datasets"]:
+                if d not in raw["datasets"]:
+                    raise ConfigError(f"{bw}.datasets: unknown dataset {d!r}; allowed: "
+                                      f"{', '.join(sorted(raw['datasets']))}")
+            for r in b["noise"]:
+                _check(f"{bw}.noise", r, 0.0, (0.0, 1.0))
+            for m in b["methods"]:
+                if m not in raw["methods"]:
+                    raise ConfigError(f"{bw}.methods: unknown method {m!r}; allowed: "
+                                      f"{', '.join(sorted(raw['methods']))}")
+            for s in b["seeds"]:
+                _check(f"{bw}.seeds", s, 0, (0, None))
+            if "models" in b:
+                from .models import MODELS
+
+                for m in b["models"]:
+                    MODELS.get_checked(m, f"{bw}.models")
+            if "train" in b:
+                validate_train(f"{bw}.train", b["train"])
+
+
+@dataclass
+class RunSpec:
+    """One training run: a cell of the matrix and one seed."""
+    study: str
+    cell: str
+    dataset: str
+    noise: tuple[str, float, int]
+    method: str
+    model: str
+    seed: int
+    train: dict[str, Any]
+    method_family: str
+    method_params: dict[str, Any]
+    dataset_cfg: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> str:
+        return f"{self.cell}/seed{self.seed}"
+
+
+def cell_name(dataset: str, model: str, rate: float, method: str) -> str:
+    return f"{dataset}-{model}-n{rate:g}-{method}"
+
+
+def expand_study(params: Params, study: str) -> list[RunSpec]:
+    """All runs of one study in the active profile, in matrix order."""
+    raw = params.raw
+    prof = params.profile
+    if study not in prof.get("studies", {}):
+        raise ConfigError(f"study {study!r} is not in profile {params.profile_name!r}; "
+                          f"it has: {', '.join(prof.get('studies', {})) or '(none)'}")
+    kind, nseed = raw["noise"].get("kind", "symmetric_incl"), int(raw["noise"].get("seed", 0))
+    runs: list[RunSpec] = []
+    for block in prof["studies"][study]:
+        for ds, rate, meth in itertools.product(block["datasets"], block["noise"], block["methods"]):
+            m = raw["methods"][meth]
+            base = {**TRAIN_DEFAULTS, **raw["train"], **prof.get("train", {}), **block.get("train", {}),
+                    **m.get("train", {})}
+            if base["augment"] == "auto":
+                base["augment"] = raw["datasets"][ds].get("augment", "none")
+            for model in block.get("models", [base["model"]]):
+                for seed in block["seeds"]:
+                    train = {**base, "model": model}
+                    runs.append(RunSpec(
+                        study=study, cell=cell_name(ds, model, rate, meth), dataset=ds,
+                        noise=(kind, float(rate), nseed), method=meth, model=model, seed=int(seed),
+                        train=train, method_family=m["family"],
+                        method_params={k: v for k, v in m.items() if k not in ("family", "train")},
+                        dataset_cfg=raw["datasets"][ds]))
+    return runs
+
+
+def noise_variants(params: Params) -> dict[str, list[tuple[str, float, int]]]:
+    """dataset name -> noise variants the active profile needs (every study)."""
+    out: dict[str, list[tuple[str, float, int]]] = {}
+    for study in params.studies():
+        for r in expand_study(params, study):
+            out.setdefault(r.dataset, [])
+            if r.noise not in out[r.dataset]:
+                out[r.dataset].append(r.noise)
+    return out
+
+
+_CODE_HASH: str | None = None
+
+
+def code_hash() -> str:
+    """Hash of the source files that influence training results."""
+    global _CODE_HASH
+    if _CODE_HASH is None:
+        root = Path(__file__).parent
+        h = hashlib.sha256()
+        for sub in ("engine.py", "data", "models", "methods", "optim"):
+            p = root / sub
+            files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+            for f in files:
+                h.update(str(f.relative_to(root)).encode())
+                h.update(f.read_bytes())
+        _CODE_HASH = h.hexdigest()[:16]
+    return _CODE_HASH

@@ -1,0 +1,210 @@
+"""The `imagefolder` source: images in a directory or an archive laid out as torchvision's ImageFolder.
+
+Layout: `[top/]train/<class>/<file>` and `[top/]test/<class>/<file>`. Without a test/ folder the
+source returns test_x=None; without a train/ folder the class folders at the root are the training
+set (a test/ folder beside them is still the test split). Class indices follow the sorted class
+names (torchvision's convention) and are the same for both splits; samples are ordered by path.
+
+cfg keys (besides `source`):
+  path    a directory, or a .tar / .tar.gz / .tgz / .tar.bz2 / .tar.xz / .zip archive (read
+          without extracting it); a relative path is taken from the working directory.
+  sha256  expected sha256 of the archive; a mismatch is a ChecksumError. The archive's actual
+          sha256 is recorded in meta either way.
+"""
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image
+
+from ..registry import ConfigError
+from .checksums import normalize_hash, sha256_file, verify_sha256
+from .sources import SOURCES, RawDataset
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
+SPLITS = ("train", "test")
+PROGRESS_MIN_BYTES = 4 << 20  # show a progress bar from this archive / folder size on
+
+
+def clean_path(name: str) -> str:
+    """Archive member name as a plain relative path ('./train/a/0.png' -> 'train/a/0.png')."""
+    return posixpath.normpath(name.replace("\\", "/")).lstrip("/")
+
+
+def is_image(rel: str) -> bool:
+    """Image files by extension, skipping hidden files and macOS resource forks."""
+    parts = rel.split("/")
+    return (not any(p.startswith(".") or p == "__MACOSX" for p in parts)
+            and rel.lower().endswith(IMG_EXTENSIONS))
+
+
+def archive_kind(path: Path) -> str:
+    if path.is_dir():
+        return "directory"
+    name = path.name.lower()
+    if name.endswith(TAR_SUFFIXES):
+        return "tar"
+    if name.endswith(".zip"):
+        return "zip"
+    raise ConfigError(f"path: {path} is neither a directory nor a .tar/.tar.gz/.tgz/.zip archive")
+
+
+def _progress(total: int, unit: str, desc: str, show: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, disable=not show, leave=False)
+
+
+def iter_files(path: Path, kind: str) -> Iterator[tuple[str, bytes]]:
+    """Yield (path relative to the root, bytes) for every image file, without extracting archives."""
+    if kind == "directory":
+        rels = sorted(str(p.relative_to(path).as_posix()) for p in path.rglob("*") if p.is_file())
+        rels = [r for r in rels if is_image(r)]
+        size = sum((path / r).stat().st_size for r in rels)
+        with _progress(len(rels), "img", path.name, size >= PROGRESS_MIN_BYTES) as bar:
+            for rel in rels:
+                yield rel, (path / rel).read_bytes()
+                bar.update(1)
+    elif kind == "zip":
+        with zipfile.ZipFile(path) as z:
+            infos = [i for i in z.infolist() if not i.is_dir() and is_image(clean_path(i.filename))]
+            show = path.stat().st_size >= PROGRESS_MIN_BYTES
+            with _progress(len(infos), "img", path.name, show) as bar:
+                for info in infos:
+                    yield clean_path(info.filename), z.read(info)
+                    bar.update(1)
+    else:  # tar, streamed: members are read in archive order, progress in compressed bytes
+        size = path.stat().st_size
+        with open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar, \
+                _progress(size, "B", path.name, size >= PROGRESS_MIN_BYTES) as bar:
+            for m in tar:
+                if m.isfile() and is_image(clean_path(m.name)):
+                    yield clean_path(m.name), tar.extractfile(m).read()
+                bar.update(raw.tell() - bar.n)
+
+
+def decode(data: bytes, where: str) -> np.ndarray:
+    """Pillow-decoded uint8 array: (H, W) for greyscale images, (H, W, 3) for colour ones."""
+    try:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types; name the file either way
+        raise ValueError(f"{where}: cannot decode image ({e})") from e
+    if im.mode not in ("L", "RGB"):
+        im = im.convert("L" if im.mode in GREY_MODES else "RGB")
+    return np.asarray(im)
+
+
+def strip_top(parts: list[list[str]]) -> str | None:
+    """Remove leading folders shared by every file (the optional `top/`); return them."""
+    top = []
+    while (parts and all(len(p) >= 3 for p in parts) and parts[0][0] not in SPLITS
+           and all(p[0] == parts[0][0] for p in parts)):
+        top.append(parts[0][0])
+        for p in parts:
+            del p[0]
+    return "/".join(top) or None
+
+
+def assign_splits(rels: list[str], origin: str) -> tuple[dict[str, list[tuple[str, int]]], str | None]:
+    """Map each file to (split, class); returns {split: [(class, index into rels)]} and the top folder."""
+    parts = [r.split("/") for r in rels]
+    top = strip_top(parts)
+    has_train = any(p[0] == "train" and len(p) >= 3 for p in parts)
+    out: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
+    for i, p in enumerate(parts):
+        if p[0] in SPLITS and len(p) >= 3:
+            out[p[0]].append((p[1], i))
+        elif not has_train and len(p) >= 2:
+            out["train"].append((p[0], i))
+        else:
+            where = "outside train/ and test/" if has_train else "not inside a class folder"
+            raise ValueError(f"{origin}: {rels[i]} is {where} (expected [top/]train/<class>/<file>, "
+                             f"[top/]test/<class>/<file>)")
+    return out, top
+
+
+def stack_images(arrays: list[np.ndarray], channels: int) -> np.ndarray:
+    """(N, C, H, W) uint8; greyscale images are repeated over the channels of a colour set."""
+    h, w = arrays[0].shape[:2]
+    out = np.empty((len(arrays), channels, h, w), dtype=np.uint8)
+    for i, a in enumerate(arrays):
+        out[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+    return out
+
+
+def load_imagefolder(path: str | os.PathLike, sha256: str | None = None) -> RawDataset:
+    """Read an ImageFolder tree or archive into a RawDataset (see the module docstring)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"path: {path} does not exist")
+    kind = archive_kind(path)
+    meta: dict[str, Any] = {"origin": str(path.resolve()), "format": kind}
+    if kind == "directory":
+        if sha256:
+            raise ConfigError(f"sha256: only an archive can be checked, but {path} is a directory")
+        meta["checksum_verified"] = False
+    else:
+        if sha256:
+            meta["sha256"] = verify_sha256(path, normalize_hash(sha256, "sha256", key="sha256"))
+        else:
+            meta["sha256"] = sha256_file(path)
+        meta["checksum_verified"] = bool(sha256)
+
+    rels, arrays = [], []
+    ref: tuple[str, tuple[int, int]] | None = None
+    for rel, data in iter_files(path, kind):
+        where = f"{path}:{rel}" if kind != "directory" else str(path / rel)
+        a = decode(data, where)
+        if ref is None:
+            ref = (where, a.shape[:2])
+        elif a.shape[:2] != ref[1]:
+            (h, w), (rh, rw) = a.shape[:2], ref[1]
+            raise ValueError(f"{where} is {w}x{h} but {ref[0]} is {rw}x{rh}: "
+                             f"all images of an imagefolder dataset must share one size")
+        rels.append(rel)
+        arrays.append(a)
+    if not rels:
+        raise ValueError(f"{path}: no image files found ({', '.join(IMG_EXTENSIONS)})")
+
+    order = sorted(range(len(rels)), key=lambda i: rels[i].split("/"))
+    rels, arrays = [rels[i] for i in order], [arrays[i] for i in order]
+    splits, top = assign_splits(rels, str(path))
+    classes = sorted({c for c, _ in splits["train"]})
+    if not classes:
+        raise ValueError(f"{path}: no training images (test/ only)")
+    index = {c: k for k, c in enumerate(classes)}
+    for c, i in splits["test"]:
+        if c not in index:
+            raise ValueError(f"{path}: test class {c!r} ({rels[i]}) has no training images; "
+                             f"training classes: {', '.join(classes)}")
+    channels = 3 if any(a.ndim == 3 for a in arrays) else 1
+
+    def split_arrays(name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        items = splits[name]
+        if not items:
+            return None, None
+        x = stack_images([arrays[i] for _, i in items], channels)
+        return x, np.array([index[c] for c, _ in items], dtype=np.int64)
+
+    (train_x, train_y), (test_x, test_y) = split_arrays("train"), split_arrays("test")
+    meta.update({"top": top, "mode": "RGB" if channels == 3 else "L",
+                 "image_size": list(ref[1]), "n_train": len(splits["train"]),
+                 "n_test": len(splits["test"])})
+    return RawDataset(train_x, train_y, test_x, test_y, classes, meta)
+
+
+@SOURCES.register("imagefolder")
+def imagefolder_source(cfg: dict[str, Any], root: str) -> RawDataset:
+    if not cfg.get("path"):
+        raise ConfigError("path: the imagefolder source needs `path` (a directory or an archive)")
+    return load_imagefolder(cfg["path"], cfg.get("sha256"))

@@ -1,0 +1,101 @@
+"""The MentorNet network of the paper's Fig. 1 (sizes as in the official code, REFERENCE.md s.1).
+
+Input per sample: loss, loss - lambda, label, epoch percentage (0..99). The label (fed as 0
+in the official code) and the epoch go through embeddings; [loss, loss - lambda] goes
+through a bidirectional LSTM of one time step whose cell states are used. With one step
+and zero initial state the cell state is c = sigmoid(W_i z + b_i) * tanh(W_g z + b_g) (the
+forget and output gates drop out), which is what `_BiLSTMStep` computes directly.
+concat -> fc `fc_hidden` tanh -> fc 1 -> sigmoid.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+NET_DEFAULTS: dict[str, Any] = {
+    "label_embedding": 2,        # code: 2 x 2 label embedding
+    "num_labels": 2,             # the code always feeds label 0
+    "epoch_embedding": 5,        # code: 100 x 5 epoch embedding
+    "lstm_hidden": 1,            # code: 1 unit per direction
+    "fc_hidden": 20,             # fc1: 20, tanh
+    "epoch_embedding_trainable": True,  # paper: an embedding layer (learned); code: frozen random
+}
+
+
+class _BiLSTMStep(nn.Module):
+    """Cell states of a bidirectional LSTM run for one time step from zero state."""
+
+    def __init__(self, in_features: int, hidden: int):
+        super().__init__()
+        self.fw = nn.Linear(in_features, 2 * hidden)  # input gate, cell candidate
+        self.bw = nn.Linear(in_features, 2 * hidden)
+        self.hidden = hidden
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.hidden
+        a, b = self.fw(z), self.bw(z)
+        c_fw = torch.sigmoid(a[:, :h]) * torch.tanh(a[:, h:])
+        c_bw = torch.sigmoid(b[:, :h]) * torch.tanh(b[:, h:])
+        return torch.cat([c_fw, c_bw], 1)
+
+
+class MentorNet(nn.Module):
+    """g_m(z; Theta): per-sample weight in (0, 1) from (loss, loss - lambda, label, epoch %)."""
+
+    def __init__(self, label_embedding: int = 2, num_labels: int = 2, epoch_embedding: int = 5,
+                 lstm_hidden: int = 1, fc_hidden: int = 20, epoch_embedding_trainable: bool = True):
+        super().__init__()
+        self.config = {"label_embedding": label_embedding, "num_labels": num_labels,
+                       "epoch_embedding": epoch_embedding, "lstm_hidden": lstm_hidden,
+                       "fc_hidden": fc_hidden, "epoch_embedding_trainable": epoch_embedding_trainable}
+        self.label_emb = nn.Embedding(num_labels, label_embedding)
+        self.epoch_emb = nn.Embedding(100, epoch_embedding)
+        self.epoch_emb.weight.requires_grad_(epoch_embedding_trainable)
+        self.lstm = _BiLSTMStep(2, lstm_hidden)
+        self.fc1 = nn.Linear(label_embedding + epoch_embedding + 2 * lstm_hidden, fc_hidden)
+        self.fc2 = nn.Linear(fc_hidden, 1)
+
+    def logits(self, loss: torch.Tensor, loss_diff: torch.Tensor, epoch: torch.Tensor | int,
+               label: torch.Tensor | None = None) -> torch.Tensor:
+        n = loss.shape[0]
+        dev = loss.device
+        if not torch.is_tensor(epoch):
+            epoch = torch.full((n,), int(epoch), dtype=torch.long, device=dev)
+        epoch = epoch.long().clamp(0, 99)
+        if label is None:
+            label = torch.zeros(n, dtype=torch.long, device=dev)
+        z = torch.stack([loss.float(), loss_diff.float()], 1)
+        h = torch.cat([self.label_emb(label), self.epoch_emb(epoch), self.lstm(z)], 1)
+        return self.fc2(torch.tanh(self.fc1(h))).squeeze(1)
+
+    def forward(self, loss: torch.Tensor, loss_diff: torch.Tensor, epoch: torch.Tensor | int,
+                label: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.logits(loss, loss_diff, epoch, label))
+
+
+def build_mentor(net_cfg: dict[str, Any] | None = None, seed: int = 0) -> MentorNet:
+    """A freshly initialised MentorNet (deterministic given `seed`)."""
+    cfg = {**NET_DEFAULTS, **(net_cfg or {})}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MentorNet(**cfg)
+
+
+def save_mentor(path: str | Path, net: MentorNet, meta: dict[str, Any]) -> None:
+    """Weights + config + plain-data metadata, loadable with torch.load(weights_only=True)."""
+    from ..io import torch_save
+
+    torch_save(path, {"format": "trainrepro.mentornet/1", "config": dict(net.config),
+                      "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+                      "meta": meta})
+
+
+def load_mentor(path: str | Path, device: torch.device | str = "cpu") -> tuple[MentorNet, dict[str, Any]]:
+    """(MentorNet in eval mode on `device`, metadata) from a file written by `save_mentor`."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    net = MentorNet(**blob["config"])
+    net.load_state_dict(blob["state_dict"])
+    return net.to(device).eval(), blob.get("meta", {})

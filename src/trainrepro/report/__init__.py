@@ -1,0 +1,1 @@
+"""Tables (Markdown/CSV/LaTeX), claim verdicts and figures, from run records and paper data."""

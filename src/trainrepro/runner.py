@@ -1,0 +1,129 @@
+"""Runs the runs of a study: skips those whose record matches their config hash, resumes
+interrupted ones from their checkpoint, and runs the rest in a small process pool on CPU."""
+from __future__ import annotations
+
+import os
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from .config import Params, RunSpec, code_hash, expand_study
+from .io import read_json, sha256_file, stable_hash, write_json
+
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+def run_config(spec: RunSpec, prepared_root: str | Path, extra_inputs: dict[str, str]) -> dict[str, Any]:
+    """The resolved config of a run (what the record stores and the hash covers)."""
+    manifest = Path(prepared_root) / spec.dataset / "manifest.json"
+    cfg = {
+        **spec.train, "name": f"{spec.study}/{spec.run_dir}", "study": spec.study,
+        "cell": spec.cell, "dataset": spec.dataset, "dataset_cfg": spec.dataset_cfg,
+        "data_sha256": sha256_file(manifest), "noise": list(spec.noise), "method": spec.method,
+        "method_family": spec.method_family, "method_params": spec.method_params,
+        "seed": spec.seed, "code_hash": code_hash(), "inputs": extra_inputs,
+    }
+    cfg["config_hash"] = stable_hash({k: v for k, v in cfg.items() if k != "name"})
+    return cfg
+
+
+def is_done(run_dir: Path, config_hash: str) -> bool:
+    path = run_dir / "metrics.json"
+    if not path.exists():
+        return False
+    try:
+        rec = read_json(path)
+    except (ValueError, OSError):
+        return False
+    return rec.get("config", {}).get("config_hash") == config_hash and rec.get("status") in ("ok", "diverged")
+
+
+def execute(job: dict[str, Any]) -> dict[str, Any]:
+    """Worker entry point: train one run (in this process) and return a short summary."""
+    import torch
+
+    from .data.loader import DeviceData
+    from .data.prepared import load_prepared
+    from .engine import Trainer, resolve_device
+    from .methods import METHODS
+
+    cfg, device = job["cfg"], resolve_device(job["device"])
+    if device.type == "cpu":
+        torch.set_num_threads(int(job["threads"]))
+    key = (job["prepared"], tuple(cfg["noise"]), str(device), cfg["augment"], cfg["val_labels"])
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        ds = load_prepared(job["prepared"], tuple(cfg["noise"]))
+        _DATA_CACHE[key] = DeviceData(ds, device, augment=cfg["augment"],
+                                      channels_last=device.type == "cuda", val_labels=cfg["val_labels"])
+    data = _DATA_CACHE[key]
+    try:
+        trainer = Trainer(cfg, data, METHODS[cfg["method_family"]], cfg["method_params"],
+                          run_dir=job["run_dir"], progress=job.get("progress_epochs", False))
+        rec = trainer.fit()
+    except Exception as e:  # recorded, and the stage fails at the end
+        rec = {"status": "failed", "error": f"{type(e).__name__}: {e}",
+               "traceback": traceback.format_exc(), "config": cfg}
+        write_json(Path(job["run_dir"]) / "metrics.json", rec)
+    return {"name": cfg["name"], "status": rec["status"], "error": rec.get("error"),
+            "test_acc": rec.get("reported", {}).get("test_acc"), "wall": rec.get("wall_time_s")}
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_study(params: Params, study: str, prepared_root: str = "data/prepared",
+              results_root: str = "results", extra_inputs: dict[str, str] | None = None,
+              runs: list[RunSpec] | None = None) -> list[dict[str, Any]]:
+    """Run every pending run of `study`; write results/<study>/index.json; return summaries."""
+    from tqdm.auto import tqdm
+
+    from .engine import resolve_device
+
+    rt = params.runtime
+    runs = runs if runs is not None else expand_study(params, study)
+    device = resolve_device(rt["device"])
+    jobs, index = [], []
+    for spec in runs:
+        cfg = run_config(spec, prepared_root, extra_inputs or {})
+        run_dir = Path(results_root) / study / spec.run_dir
+        done = is_done(run_dir, cfg["config_hash"])
+        index.append({"cell": spec.cell, "seed": spec.seed, "dataset": spec.dataset,
+                      "noise": spec.noise[1], "method": spec.method, "model": spec.model,
+                      "run_dir": str(run_dir), "config_hash": cfg["config_hash"]})
+        if not done:
+            jobs.append({"cfg": cfg, "run_dir": str(run_dir), "device": str(device),
+                         "threads": rt["threads"], "prepared": str(Path(prepared_root) / spec.dataset)})
+    summaries: list[dict[str, Any]] = []
+    workers = 1 if device.type == "cuda" else min(int(rt["workers"]), max(len(jobs), 1))
+    bar = tqdm(total=len(jobs), desc=f"train {study}", disable=not rt["progress"] or not jobs,
+               unit="run")
+    if workers <= 1:
+        for job in jobs:
+            job["progress_epochs"] = rt["progress"] and device.type == "cuda"
+            summaries.append(execute(job))
+            bar.update(1)
+    else:
+        os.environ.setdefault("OMP_NUM_THREADS", str(rt["threads"]))
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                 initializer=_init_worker, initargs=(int(rt["threads"]),)) as pool:
+            futures = [pool.submit(execute, job) for job in jobs]
+            for fut in as_completed(futures):
+                summaries.append(fut.result())
+                bar.update(1)
+    bar.close()
+    write_json(Path(results_root) / study / "index.json",
+               {"study": study, "profile": params.profile_name, "scale": params.scale, "runs": index})
+    failed = [s for s in summaries if s["status"] == "failed"]
+    if failed:
+        lines = "; ".join(f"{s['name']}: {s['error']}" for s in failed[:5])
+        raise RuntimeError(f"{len(failed)} of {len(jobs)} runs failed: {lines}")
+    return summaries
+
+
+__all__ = ["run_study", "run_config", "execute"]

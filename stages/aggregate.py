@@ -1,0 +1,20 @@
+"""Stage `aggregate`: per-cell statistics, paper-vs-ours tables, claim verdicts, metrics."""
+import argparse
+
+from trainrepro.cli import guarded
+from trainrepro.config import load_params
+from trainrepro.report.aggregate import aggregate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--out", default="reports")
+    args = ap.parse_args()
+    m = aggregate(load_params(args.params), args.results, args.out)
+    print(f"aggregate: scale {m['scale']}; claims {m['claims']}")
+
+
+if __name__ == "__main__":
+    guarded(main)

@@ -1,0 +1,27 @@
+"""Stage `report`: execute every reports/*.ipynb with papermill, render offline HTML."""
+import argparse
+from pathlib import Path
+
+from trainrepro.cli import guarded
+from trainrepro.config import load_params
+from trainrepro.report.notebooks import run_notebook
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--reports", default="reports")
+    ap.add_argument("--results", default="results")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    rep = Path(args.reports)
+    for template in sorted(rep.glob("*.ipynb")):
+        run_notebook(template, rep / "executed" / template.name, rep / "html" / f"{template.stem}.html",
+                     {"results_root": args.results, "tables_root": str(rep / "tables"),
+                      "figures_root": str(rep / "figures"), "scale": params.scale,
+                      "profile": params.profile_name})
+        print(f"report: {template.name} -> {rep / 'html' / (template.stem + '.html')}")
+
+
+if __name__ == "__main__":
+    guarded(main)

@@ -1,0 +1,24 @@
+"""Stage `train@<study>`: run every cell x seed of one study of the active profile."""
+import argparse
+
+from trainrepro.cli import guarded
+from trainrepro.config import expand_study, load_params
+from trainrepro.runner import run_study
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("study")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--prepared", default="data/prepared")
+    ap.add_argument("--results", default="results")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    runs = expand_study(params, args.study) if args.study in params.studies() else []
+    summaries = run_study(params, args.study, args.prepared, args.results, runs=runs)
+    print(f"{args.study}: {len(runs)} runs, {len(summaries)} trained now, "
+          f"{len(runs) - len(summaries)} up to date")
+
+
+if __name__ == "__main__":
+    guarded(main)
