@@ -66,8 +66,8 @@ def summarise(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
     """Per cell: n ok runs, diverged/failed counts, mean, std, 95% CI of `metric`, seeds."""
     out = []
     if runs.empty:
-        return pd.DataFrame(columns=CELL_KEYS + ["cell", "n", "n_diverged", "n_failed", "mean",
-                                                  "std", "ci_low", "ci_high", "seeds"])
+        return pd.DataFrame(columns=CELL_KEYS + ["cell", "n", "n_diverged", "n_failed", "mean", "std",
+                                                  "ci_low", "ci_high", "seeds", "epochs", "wall_time_s"])
     for keys, g in runs.groupby(CELL_KEYS + ["cell"], sort=False):
         ok = g[g["status"] == "ok"]
         m, sd, lo, hi = mean_ci(ok[metric].to_numpy(dtype=float))

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ..lgl import params as _lgl_sections  # noqa: F401  (registers lgl_toy / lgl_analysis)
 from ..registry import ConfigError
 from . import register
 from .base import Method

@@ -31,8 +31,8 @@ def claims_markdown(verdicts: pd.DataFrame, params: Params) -> str:
              f"Profile `{params.profile_name}`: {params.profile.get('label', '')}. Verdicts come from "
              "the rules in src/trainrepro/papers/claims.yaml applied to our per-seed results "
              "(Welch 95% interval of each difference): *holds* / *does not hold* / *inconclusive* "
-             "(the interval straddles the threshold) / *not run* (the study or cell is not part of "
-             "this profile). A verdict at quick scale is about our small-scale analogue, not about "
+             "(the interval straddles the threshold) / *not comparable* (the claim is about a dataset "
+             "this scale does not run) / *not run* (the study or cell is not part of this profile). A verdict at quick scale is about our small-scale analogue, not about "
              "the paper's numbers.", ""]
     names = {"mentornet": "MentorNet (Jiang et al., ICML 2018)",
              "lgl": "Local-to-Global Learning (Cheng et al., CVPR 2019)",

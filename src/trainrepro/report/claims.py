@@ -1,7 +1,8 @@
 """Claim verdicts: each claim of claims.yaml is a rule over our per-seed results.
 
 Verdicts: `holds`, `does not hold`, `inconclusive` (the 95% interval of the difference
-straddles the threshold), `not run` (a needed cell or file is absent at this scale).
+straddles the threshold), `not comparable` (the claim names a dataset this scale does not run,
+e.g. CIFAR-100 at quick scale), `not run` (a needed study, cell or file is absent).
 Comparisons use Welch's t-interval of the difference of means over seeds, so three seeds
 with overlapping spreads give `inconclusive` rather than a verdict the data cannot carry.
 """
@@ -19,6 +20,7 @@ from scipy import stats
 from ..io import read_json
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
+NOT_COMPARABLE = "not comparable"
 GROUP_KEYS = ["dataset", "model", "noise"]
 OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 
@@ -46,7 +48,7 @@ def diff_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[fl
 def _select(runs: pd.DataFrame, sel: dict[str, Any]) -> pd.DataFrame:
     m = np.ones(len(runs), dtype=bool)
     for k, v in (sel or {}).items():
-        m &= (np.isclose(runs[k].astype(float), float(v)) if k == "noise" else runs[k] == v).to_numpy()
+        m &= np.asarray(np.isclose(runs[k].astype(float), float(v)) if k == "noise" else runs[k] == v)
     return runs[m]
 
 
@@ -96,6 +98,16 @@ def _compare(d: float, lo: float, hi: float, thr: float) -> str:
     return INCONCLUSIVE
 
 
+def _selectors(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    sels = [rule.get("where") or {}]
+    for k in ("a", "b"):
+        if k in rule:
+            sels.append(rule[k])
+    for k in ("others", "sequence", "each"):
+        sels.extend(rule.get(k, []))
+    return sels
+
+
 def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdict:
     t = rule["type"]
     if t == "scalar":
@@ -114,6 +126,11 @@ def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdi
                                                f"(needs {rule['op']} {rule['value']})")
     metric = rule.get("metric", "test_acc")
     where = rule.get("where") or {}
+    named = {s.get("dataset") for s in _selectors(rule)} - {None}
+    missing = sorted(d for d in named if d not in set(runs["dataset"]))
+    if missing:
+        return Verdict(NOT_COMPARABLE, f"the claim is about {', '.join(missing)}; this scale runs "
+                                       f"{', '.join(sorted(set(runs['dataset']))) or 'nothing'}")
     verdicts, ev = [], []
     if t in ("greater", "within"):
         for key, (a, b) in _groups(runs, [rule["a"], rule["b"]], where, metric):
@@ -172,8 +189,8 @@ def evaluate_claims(claims: list[dict[str, Any]], runs_by_paper: dict[str, pd.Da
         vs = [evaluate_rule(r, runs, Path(root)) if not runs.empty or r["type"] == "scalar"
               else Verdict(NOT_RUN, "study not run at this scale") for r in rules]
         kinds = [v.verdict for v in vs]
-        verdict = NOT_RUN if all(k == NOT_RUN for k in kinds) else _combine(
-            [INCONCLUSIVE if k == NOT_RUN else k for k in kinds])
+        verdict = next((k for k in (NOT_RUN, NOT_COMPARABLE) if all(x == k for x in kinds)), None) \
+            or _combine([INCONCLUSIVE if k in (NOT_RUN, NOT_COMPARABLE) else k for k in kinds])
         rows.append({"id": c["id"], "paper": c["paper"], "statement": c["statement"],
                      "source": c.get("source", ""), "verdict": verdict,
                      "evidence": " | ".join(v.evidence for v in vs)})

@@ -43,10 +43,15 @@ def offline_html(nb: nbformat.NotebookNode) -> str:
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab")
-    exporter.require_js_url = ""
-    exporter.mathjax_url = ""
+    for url in ("require_js_url", "mathjax_url", "mermaid_js_url", "mermaid_layout_elk_js_url",
+                "jquery_url", "widget_renderer_url"):
+        if exporter.has_trait(url):
+            setattr(exporter, url, "")
     body, _ = exporter.from_notebook_node(nb)
     body = _REMOTE.sub("", body)
+    # The lab template imports mermaid.js from a CDN in an inline module script: drop it.
+    body = re.sub(r"<script type=\"module\">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*?</script>\s*",
+                  "", body, flags=re.S)
     # MathJax config scripts point at a CDN through JS; drop the whole MathJax block.
     body = re.sub(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", "", body, flags=re.S)
     return body

@@ -23,7 +23,7 @@ def write_table(df: pd.DataFrame, stem: str | Path, caption: str = "") -> None:
     for c in shown.columns:
         if shown[c].dtype.kind == "f":
             shown[c] = shown[c].map(lambda x: "" if pd.isna(x) else f"{x:.4f}")
-    md = (f"{caption}\n\n" if caption else "") + shown.to_markdown(index=False) + "\n"
+    md = (f"{caption}\n\n" if caption else "") + shown.to_markdown(index=False, disable_numparse=True) + "\n"
     atomic_write_text(stem.with_suffix(".md"), md)
     tex = shown.to_latex(index=False, caption=caption or None, escape=True)
     atomic_write_text(stem.with_suffix(".tex"), tex)

@@ -1,0 +1,206 @@
+"""The LGL toy study (Cheng et al. 2019, Sec. 5.1, Fig. 2 a-i), run through the one engine.
+
+Data: three 2-D Gaussians with identity covariance (`gaussian_blobs`, layouts separable = (g)
+and overlapping = (i)). Models: fully connected ReLU nets with 1 and 3 hidden layers. Plain
+SGD, lr 0.01 fixed, no momentum, no weight decay, mini-batches; one iteration = one batch.
+
+Every method trains the same number of epochs E (enough for `iterations` full-data batches);
+SPL / SPL_INV epochs use fewer batches, so their curves end earlier on the iteration axis, and
+LGL's first step (two classes) likewise. The engine's per-epoch 'val' evaluation is pointed
+at the whole training set here, so the recorded `val_loss` IS the loss on all training data
+(the quantity Fig. 2 plots); the held-out points are the 'test' split.
+
+Panels (d, e, f) compare the baseline with LGL's last step, i.e. "when trained on all the
+training data" (Sec. 5.1), starting from the weights of the two-class step.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .params import TOY_METHODS
+
+
+def toy_dataset(layout: str, n_per_class: int, data_seed: int, test_fraction: float):
+    """An in-memory PreparedDataset of the Gaussians: val split = the training split."""
+    from ..data.prepared import PreparedDataset, normalisation
+    from ..data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
+
+    x, y = gaussian_blobs(layout, n_per_class, data_seed)
+    rng = np.random.default_rng(data_seed)
+    perm = rng.permutation(len(y))
+    n_test = int(round(test_fraction * len(y)))
+    test, pool = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    xp, yp = x[pool], y[pool]
+    train_idx = np.arange(len(yp))
+    manifest = {"name": f"toy_{layout}", "num_classes": len(GAUSSIAN_LAYOUTS[layout]),
+                "classes": [f"c{i}" for i in range(len(GAUSSIAN_LAYOUTS[layout]))],
+                "normalisation": normalisation(xp, train_idx)}
+    return PreparedDataset(name=manifest["name"], manifest=manifest, x_pool=xp, y_pool=yp,
+                           x_test=x[test], y_test=y[test], train_idx=train_idx,
+                           val_idx=train_idx.copy(), clean_idx=np.zeros(0, dtype=np.int64),
+                           noisy_pool=yp.copy(), noise={"kind": "none", "rate": 0.0})
+
+
+def toy_config(hidden: list[int], epochs: int, seed: int, p: dict[str, Any]) -> dict[str, Any]:
+    from ..config import TRAIN_DEFAULTS
+
+    return {**TRAIN_DEFAULTS, "model": "mlp", "model_args": {"hidden": list(hidden)},
+            "epochs": epochs, "batch_size": int(p["batch_size"]), "optimizer": "sgd",
+            "optimizer_args": {"momentum": 0.0}, "lr": float(p["lr"]), "weight_decay": 0.0,
+            "schedule": "constant", "augment": "none", "report_epoch": "last",
+            "checkpoint": False, "seed": int(seed)}
+
+
+def method_for(name: str, p: dict[str, Any]):
+    from ..methods import METHODS
+
+    family = TOY_METHODS[name]
+    params = {"spl": p["spl"], "spl_inv": p["spl"], "lgl": p["lgl"]}.get(name, {})
+    cls = METHODS[family]
+    return cls, cls.validate_params(dict(params), f"lgl_toy.{name}")
+
+
+def iterations_of(history: list[dict[str, Any]], batch_size: int) -> np.ndarray:
+    """Cumulative SGD iterations at the end of each epoch."""
+    return np.cumsum([math.ceil(r["n_active"] / batch_size) for r in history])
+
+
+def iterations_to(loss: np.ndarray, its: np.ndarray, target: float) -> float:
+    """First iteration count at which the loss is <= target (inf if never)."""
+    hit = np.nonzero(loss <= target)[0]
+    return float(its[hit[0]]) if len(hit) else math.inf
+
+
+def faster_fraction(a: list[float], b: list[float]) -> float:
+    """Share of paired runs in which a needs fewer iterations than b (ties count 0.5)."""
+    if not a:
+        return math.nan
+    score = [1.0 if x < y else 0.5 if x == y else 0.0 for x, y in zip(a, b)]
+    return float(np.mean(score))
+
+
+def run_toy(p: dict[str, Any], out_dir: str | Path, threads: int = 1) -> dict[str, Any]:
+    """Train every (setting, method, seed); write curves.csv, points.csv and toy.json."""
+    import pandas as pd
+    import torch
+
+    from ..data.loader import DeviceData
+    from ..engine import Trainer
+    from ..io import atomic_write_text, write_json
+    from ..methods.common import per_sample_loss
+
+    torch.set_num_threads(threads)
+    out = Path(out_dir)
+    bs = int(p["batch_size"])
+    rows, points, records = [], [], []
+    for s in p["settings"]:
+        ds = toy_dataset(s["layout"], int(p["n_per_class"]), int(p["data_seed"]), float(p["test_fraction"]))
+        data = DeviceData(ds, "cpu")
+        epochs = math.ceil(int(p["iterations"]) / math.ceil(len(ds.train_idx) / bs))
+        for xy, lab in zip(ds.x_pool, ds.y_pool):
+            points.append({"setting": s["name"], "layout": s["layout"], "x0": float(xy[0]),
+                           "x1": float(xy[1]), "label": int(lab)})
+        for seed in p["seeds"]:
+            for name in p["methods"]:
+                cls, mp = method_for(name, p)
+                cfg = toy_config(s["hidden"], epochs, seed, p)
+                tr = Trainer(cfg, data, cls, mp)
+                rec = tr.fit()
+                hist = tr.history
+                its = iterations_of(hist, bs)
+                for r, it in zip(hist, its):
+                    rows.append({"setting": s["name"], "layout": s["layout"],
+                                 "hidden_layers": len(s["hidden"]), "method": name, "seed": seed,
+                                 "epoch": r["epoch"], "phase": r["phase"], "iteration": int(it),
+                                 "n_active": r["n_active"], "batch_size": bs, "loss": r["val_loss"],
+                                 "test_loss": r["test_loss"], "test_acc": r["test_acc"]})
+                records.append({"setting": s["name"], "method": name, "seed": seed,
+                                "epochs": rec["epochs_run"], "wall_time_s": rec["wall_time_s"],
+                                "final_loss": hist[-1]["val_loss"], "test_acc": hist[-1]["test_acc"]})
+        # Fig. 2 (h): per-sample loss of the baseline part-way through training (first seed).
+        cls, mp = method_for("baseline", p)
+        snap = max(1, int(round(float(p["loss_snapshot"]) * epochs)))
+        tr = Trainer(toy_config(s["hidden"], snap, p["seeds"][0], p), data, cls, mp)
+        tr.fit()
+        losses = per_sample_loss(tr, data.train_idx).cpu().numpy()
+        for pt, l in zip([q for q in points if q["setting"] == s["name"]], losses):
+            pt["loss_snapshot"] = float(l)
+    curves = pd.DataFrame(rows)
+    summary = toy_summary(curves, p)
+    summary["runs"] = records
+    summary["settings"] = p["settings"]
+    summary["protocol"] = {k: p[k] for k in ("lr", "batch_size", "iterations", "seeds", "spl", "lgl",
+                                             "n_per_class", "test_fraction", "data_seed")}
+    atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
+    atomic_write_text(out / "points.csv", pd.DataFrame(points).to_csv(index=False))
+    write_json(out / "toy.json", summary)
+    return summary
+
+
+def pairwise_faster(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """1 if run a reaches the common target in fewer iterations than run b, 0 if slower, 0.5 if
+    tied. Each run is (iterations, full-training-set loss); the common target is the higher of
+    the two final losses, a level both runs reach."""
+    target = max(float(a[1][-1]), float(b[1][-1]))
+    ia, ib = iterations_to(a[1], a[0], target), iterations_to(b[1], b[0], target)
+    return 1.0 if ia < ib else 0.5 if ia == ib else 0.0
+
+
+def toy_summary(curves, p: dict[str, Any]) -> dict[str, Any]:
+    """Claim quantities from the toy curves (see `pairwise_faster` for "faster").
+
+    spl_inv_faster_than_spl (claim L5): over the separable settings (Fig. 2 a, b), the share of
+    (setting, seed) pairs in which SPL_INV reaches the common loss target in fewer SGD
+    iterations than SPL. LGL is counted on its last step (all three classes), iterations from
+    that step's start (Fig. 2 d-f)."""
+    bs = int(p["batch_size"])
+    comparisons = {"spl_inv_faster_than_spl": ("spl_inv", "spl"),
+                   "spl_inv_faster_than_baseline": ("spl_inv", "baseline"),
+                   "spl_faster_than_baseline": ("spl", "baseline"),
+                   "lgl_faster_than_baseline": ("lgl", "baseline")}
+    out: dict[str, Any] = {"per_setting": {}}
+    scores: dict[str, dict[str, list[float]]] = {k: {} for k in comparisons}
+    for setting, g in curves.groupby("setting", sort=False):
+        layout = g["layout"].iloc[0]
+        per: dict[str, Any] = {"layout": layout}
+        for seed, gs in g.groupby("seed"):
+            runs = {}
+            for m, gm in gs.groupby("method"):
+                gm = gm.sort_values("epoch")
+                if m == "lgl":
+                    gm = gm[gm["phase"] == gm["phase"].max()]
+                    its = gm["iteration"].to_numpy() - gm["iteration"].iloc[0] + math.ceil(
+                        gm["n_active"].iloc[0] / bs)
+                else:
+                    its = gm["iteration"].to_numpy()
+                runs[m] = (its, gm["loss"].to_numpy())
+            for key, (a, b) in comparisons.items():
+                if a in runs and b in runs:
+                    scores[key].setdefault(setting, []).append(pairwise_faster(runs[a], runs[b]))
+        for key in comparisons:
+            if setting in scores[key]:
+                per[key] = float(np.mean(scores[key][setting]))
+        per["final_loss"] = {m: float(gm.sort_values("epoch").groupby("seed")["loss"].last().mean())
+                             for m, gm in g.groupby("method")}
+        out["per_setting"][setting] = per
+    layouts = {s["name"]: s["layout"] for s in p["settings"]}
+    for key in comparisons:
+        sep = [v for st, vals in scores[key].items() if layouts.get(st) == "separable" for v in vals]
+        allv = [v for vals in scores[key].values() for v in vals]
+        out[key] = float(np.mean(sep)) if key.startswith("spl") and sep else (
+            float(np.mean(allv)) if allv else math.nan)
+    out["definitions"] = {
+        "faster": "run a reaches the common target (the higher of the two runs' final "
+                  "full-training-set losses) in fewer SGD iterations than run b; ties 0.5",
+        "spl_inv_faster_than_spl": "share of (separable setting, seed) pairs, SPL_INV faster than "
+                                   "SPL (claim L5, Fig. 2 a/b)",
+        "spl_inv_faster_than_baseline": "same, SPL_INV vs baseline, separable settings",
+        "spl_faster_than_baseline": "same, SPL vs baseline, separable settings",
+        "lgl_faster_than_baseline": "LGL's last step (all classes, from its start) vs the baseline "
+                                    "from scratch, all settings (Fig. 2 d-f)",
+    }
+    return out

@@ -1,0 +1,92 @@
+"""The `mentor:` section of params.yaml: MentorNet sizes, how mentors are fitted, the PD
+curriculum, the DD burn-in, the Forgetting dropout selection and the surface metric.
+
+`mentor.profiles.<profile>` overrides any of these keys for one profile (deep merge), so
+the quick profile can fit with fewer steps than the paper's 30,000.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ..config import SECTION_VALIDATORS
+from ..registry import ConfigError
+from .curriculum import PD_DEFAULTS
+from .net import NET_DEFAULTS
+
+MENTOR_DEFAULTS: dict[str, Any] = {
+    "study": "mentornet",          # the study whose mentornet / forgetting runs this stage serves
+    "net": dict(NET_DEFAULTS),
+    "fit": {                       # official code: batch 32, 30k steps, Adam lr 0.1 x0.9 / 1k steps, clip 5
+        "batch_size": 32, "steps": 30000, "lr": 0.1, "lr_decay": 0.9, "lr_decay_steps": 1000,
+        "grad_clip": 5.0, "seed": 0,
+    },
+    "pd": {**PD_DEFAULTS,           # MentorNet PD: fitted (MSE on the sigmoid) to Eq. 7 on a grid
+           "grid_loss_max": 8.0, "grid_diff_max": 4.0, "grid_points": 33, "grid_epochs": 10},
+    "dd": {"burn_in_seed": 0},     # MentorNet DD: seed of the StudentNet burn-in that records features
+    "forgetting": {"selection_seed": 1000},  # seed of the pilot runs choosing the dropout rate
+    "surface": {                   # Fig. 4 grid and the Proposition-1 metric
+        "loss_max": 5.0, "diff_min": -3.0, "diff_max": 3.0, "points": 41,
+        "epochs": [21, 76],        # the paper's Fig. 4 panels are at epochs 21 and 76
+        "tolerance": 1.0e-3,
+    },
+    "profiles": {},
+}
+RANGES: dict[str, tuple] = {
+    "net.label_embedding": (1, None), "net.num_labels": (1, None), "net.epoch_embedding": (1, None),
+    "net.lstm_hidden": (1, None), "net.fc_hidden": (1, None),
+    "fit.batch_size": (1, None), "fit.steps": (1, None), "fit.lr": (0.0, None),
+    "fit.lr_decay": (0.0, 1.0), "fit.lr_decay_steps": (1, None), "fit.grad_clip": (0.0, None),
+    "fit.seed": (0, None), "pd.lambda2": (0.0, None), "pd.code_burn_in_epoch": (-1, 99),
+    "pd.code_switch_epoch": (0, 100), "pd.grid_loss_max": (0.0, None), "pd.grid_diff_max": (0.0, None),
+    "pd.grid_points": (2, None), "pd.grid_epochs": (1, 100), "dd.burn_in_seed": (0, None),
+    "forgetting.selection_seed": (0, None), "surface.points": (3, None), "surface.tolerance": (0.0, None),
+}
+CHOICES: dict[str, list] = {"pd.schedule": ["paper", "code"]}
+
+
+def _check_tree(where: str, got: Any, defaults: dict[str, Any], prefix: str = "") -> None:
+    from ..methods.base import check_value
+
+    if not isinstance(got, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(got).__name__}")
+    for k, v in got.items():
+        if k not in defaults:
+            raise ConfigError(f"{where}.{k}: unknown key; allowed: {', '.join(sorted(defaults))}")
+        d = defaults[k]
+        key = f"{prefix}{k}"
+        if isinstance(d, dict) and k != "profiles":
+            _check_tree(f"{where}.{k}", v, d, f"{key}.")
+        elif k != "profiles":
+            check_value(f"{where}.{k}", v, d, RANGES.get(key), CHOICES.get(key))
+
+
+def validate_mentor(section: Any, raw: dict[str, Any]) -> None:
+    """Refuse unknown keys, wrong types and out-of-range values of `mentor:` (and its profiles)."""
+    _check_tree("mentor", section, MENTOR_DEFAULTS)
+    for pname, over in (section.get("profiles") or {}).items():
+        if pname not in raw.get("profiles", {}):
+            raise ConfigError(f"mentor.profiles.{pname}: unknown profile; allowed: "
+                              f"{', '.join(sorted(raw.get('profiles', {})))}")
+        _check_tree(f"mentor.profiles.{pname}", over, {k: v for k, v in MENTOR_DEFAULTS.items()
+                                                         if k != "profiles"})
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def mentor_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """The resolved `mentor:` settings for the active profile (defaults <- section <- profile)."""
+    section = raw.get("mentor", {}) or {}
+    merged = _merge(MENTOR_DEFAULTS, {k: v for k, v in section.items() if k != "profiles"})
+    over = (section.get("profiles") or {}).get(raw.get("profile"), {})
+    merged = _merge(merged, over)
+    merged.pop("profiles", None)
+    return merged
+
+
+SECTION_VALIDATORS["mentor"] = validate_mentor

@@ -1,0 +1,30 @@
+"""Stage `mentor`: burn-in StudentNets, Forgetting pilots, and MentorNet PD / DD fits
+(see src/trainrepro/mentor/stage.py); writes results/mentors/."""
+import argparse
+import time
+
+from trainrepro.cli import guarded
+from trainrepro.config import load_params
+from trainrepro.mentor.stage import run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--prepared", default="data/prepared")
+    ap.add_argument("--results", default="results")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    summary = run(load_params(args.params), args.prepared, args.results)
+    for name, m in summary["mentors"].items():
+        s = m["stats"]
+        extra = (f" acc {s['accuracy']:.3f} v(clean) {s['mean_weight_clean']:.2f} "
+                 f"v(noisy) {s['mean_weight_noisy']:.2f}" if "accuracy" in s else f" mse {s['mse']:.4f}")
+        print(f"mentor {name}: n={s['n']}{extra}; Prop. 1 violations "
+              f"{m['proposition1']['nonincreasing_fraction_violations']:.3f}")
+    print(f"forgetting dropout: { {c.split('-n')[1]: v['dropout'] for c, v in summary['forgetting'].items()} }")
+    print(f"mentor stage: {time.perf_counter() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    guarded(main)

@@ -1,0 +1,120 @@
+"""End to end: `dvc repro` of the tiny profile in a temporary copy of the repository, a no-op
+re-run, byte-identical reports, and a train stage killed mid-run that resumes under
+`dvc repro` and ends with the same metrics as an uninterrupted run."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def sh(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(cwd / "src")}
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+def set_params(repo: Path, **edits) -> None:
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    for path, value in edits.items():
+        node = raw
+        keys = path.split("__")
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A copy of the repository's files (tracked and untracked-not-ignored) as a fresh git repo."""
+    dst = tmp_path_factory.mktemp("e2e") / "repo"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    for f in filter(None, files):
+        src = REPO / f
+        if src.is_file():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / f)
+    # The shared datasets folder is referenced relative to the repository.
+    if (REPO.parent / "shared").exists() and not (dst.parent / "shared").exists():
+        (dst.parent / "shared").symlink_to(REPO.parent / "shared")
+    set_params(dst, profile="tiny")
+    sh(["git", "init", "-q"], dst)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dst)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], dst)
+    return dst
+
+
+def test_dvc_repro_runs_the_whole_pipeline_on_the_tiny_profile(repo):
+    sh(["dvc", "repro"], repo)
+    for out in ("reports/claims.md", "reports/metrics.json", "reports/html/overview.html",
+                "reports/executed/overview.ipynb", "reports/tables/cells_foundation.md",
+                "reports/tables/cells_foundation.tex", "reports/tables/cells_foundation.csv",
+                "results/foundation/index.json"):
+        assert (repo / out).exists(), out
+    cells = pd.read_csv(repo / "reports/tables/cells_foundation.csv")
+    assert len(cells) == 2 and (cells["n"] == 2).all()
+    html = (repo / "reports/html/overview.html").read_text()
+    assert 'src="http' not in html and "cdnjs" not in html and "cdn.jsdelivr" not in html
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert metrics["scale"] == "tiny" and "foundation" in metrics
+
+
+def test_no_op_repro_is_up_to_date_and_reports_are_byte_identical(repo):
+    before = {p: p.read_bytes() for p in (repo / "reports").rglob("*")
+              if p.is_file() and p.parent.name in ("executed", "html", "figures")}
+    t = time.perf_counter()
+    r = sh(["dvc", "repro"], repo)
+    assert "up to date" in r.stdout
+    assert time.perf_counter() - t < 10
+    sh(["dvc", "repro", "--force", "report"], repo)  # identical inputs -> identical bytes
+    after = {p: p.read_bytes() for p in before}
+    assert before and all(before[p] == after[p] for p in before)
+
+
+def _history(run_dir: Path) -> list:
+    h = pd.read_csv(run_dir / "history.csv")
+    h = h.drop(columns=[c for c in h.columns if c.endswith("_time_s")])  # wall clock differs
+    return h.to_dict("records")
+
+
+def test_killed_train_stage_resumes_under_dvc_repro_with_identical_metrics(repo):
+    set_params(repo, profiles__tiny__train={"epochs": 25})
+    # Reference: the same runs uninterrupted, into another results folder.
+    sh(["dvc", "repro", "prepare"], repo)
+    sh([sys.executable, "stages/train.py", "foundation", "--results", "ref"], repo)
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    proc = subprocess.Popen(["dvc", "repro", "train_foundation"], cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((repo / "results").rglob("checkpoint.pt")):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    interrupted = list((repo / "results").rglob("checkpoint.pt"))
+    assert interrupted, "the stage finished before it could be killed"
+    sh(["dvc", "repro", "train_foundation"], repo)
+    index = json.loads((repo / "results/foundation/index.json").read_text())
+    resumed = 0
+    for run in index["runs"]:
+        rec = json.loads((repo / run["run_dir"] / "metrics.json").read_text())
+        ref = json.loads((repo / run["run_dir"].replace("results/", "ref/", 1) / "metrics.json").read_text())
+        assert rec["status"] == ref["status"] == "ok"
+        assert rec["reported"] == ref["reported"]
+        assert _history(repo / run["run_dir"]) == _history(repo / run["run_dir"].replace("results/", "ref/", 1))
+        resumed += rec["resumed"]
+    assert resumed >= 1
