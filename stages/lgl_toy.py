@@ -13,7 +13,9 @@ def main() -> None:
     ap.add_argument("--out", default="results/lgl_toy")
     args = ap.parse_args()
     params = load_params(args.params)
-    s = run_toy(toy_params(params.raw), args.out, threads=int(params.runtime["threads"]))
+    rt = params.runtime
+    workers = 1 if rt["device"] == "cuda" else int(rt["workers"])   # the toy always runs on CPU
+    s = run_toy(toy_params(params.raw, params.scale), args.out, threads=int(rt["threads"]), workers=workers)
     print(f"lgl_toy: {len(s['runs'])} runs; spl_inv_faster_than_spl = "
           f"{s['spl_inv_faster_than_spl']:.2f}, lgl_faster_than_baseline = "
           f"{s['lgl_faster_than_baseline']:.2f}")

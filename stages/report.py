@@ -4,6 +4,7 @@ from pathlib import Path
 
 from trainrepro.cli import guarded
 from trainrepro.config import load_params
+from trainrepro.report.aggregate import PAPERS
 from trainrepro.report.notebooks import run_notebook
 
 
@@ -16,6 +17,10 @@ def main() -> None:
     params = load_params(args.params)
     rep = Path(args.reports)
     for template in sorted(rep.glob("*.ipynb")):
+        if template.stem in PAPERS and template.stem not in params.studies():
+            print(f"report: {template.name} skipped (study {template.stem!r} is not in profile "
+                  f"{params.profile_name!r})")
+            continue
         run_notebook(template, rep / "executed" / template.name, rep / "html" / f"{template.stem}.html",
                      {"results_root": args.results, "tables_root": str(rep / "tables"),
                       "figures_root": str(rep / "figures"), "scale": params.scale,

@@ -15,17 +15,6 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params(args.params)
     runs = expand_study(params, args.study) if args.study in params.studies() else []
-    # A method family may add run inputs from an upstream stage to its params (e.g. MentorNet:
-    # the mentor file and its sha256), so they join that run's config hash and nothing else's.
-    from dataclasses import replace
-
-    from trainrepro.methods import METHODS
-
-    for i, spec in enumerate(runs):
-        resolve = getattr(METHODS[spec.method_family], "resolve_run", None)
-        if resolve is not None:
-            runs[i] = replace(spec, method_params={**spec.method_params,
-                                                   **resolve(spec, args.results)})
     summaries = run_study(params, args.study, args.prepared, args.results, runs=runs)
     print(f"{args.study}: {len(runs)} runs, {len(summaries)} trained now, "
           f"{len(runs) - len(summaries)} up to date")

@@ -88,12 +88,12 @@ def test_no_op_repro_is_up_to_date_and_reports_are_byte_identical(repo):
 
 def _history(run_dir: Path) -> list:
     h = pd.read_csv(run_dir / "history.csv")
-    h = h.drop(columns=[c for c in h.columns if c.endswith("_time_s")])  # wall clock differs
+    h = h.drop(columns=[c for c in h.columns if c.endswith(("_time_s", "_cpu_s"))])  # clocks differ
     return h.to_dict("records")
 
 
 def test_killed_train_stage_resumes_under_dvc_repro_with_identical_metrics(repo):
-    set_params(repo, profiles__tiny__train={"epochs": 25})
+    set_params(repo, profiles__tiny__train={"epochs": 25, "model_args": {"width": 16}})
     # Reference: the same runs uninterrupted, into another results folder.
     sh(["dvc", "repro", "prepare"], repo)
     sh([sys.executable, "stages/train.py", "foundation", "--results", "ref"], repo)

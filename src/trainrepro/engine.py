@@ -274,9 +274,10 @@ class Trainer:
                 g["lr"] = g["base_lr"] * factor
             row: dict[str, Any] = {"epoch": epoch, "phase": phase,
                                    "lr": self.optimizer.param_groups[0]["lr"]}
-            tt = time.perf_counter()
+            tt, tc = time.perf_counter(), time.process_time()
             row.update(self.train_epoch(epoch))
             row["train_time_s"] = time.perf_counter() - tt  # training only (no evaluation)
+            row["train_cpu_s"] = time.process_time() - tc   # its CPU time (robust to contention)
             if not math.isfinite(row["train_loss"]):
                 self.status, self.diverged_epoch = "diverged", epoch
                 break

@@ -85,8 +85,15 @@ def run_study(params: Params, study: str, prepared_root: str = "data/prepared",
 
     from .engine import resolve_device
 
+    from dataclasses import replace
+
+    from .methods import METHODS
+
     rt = params.runtime
     runs = runs if runs is not None else expand_study(params, study)
+    runs = [replace(r, method_params={**r.method_params,
+                                      **METHODS[r.method_family].resolve_run(r, results_root)})
+            for r in runs]
     device = resolve_device(rt["device"])
     jobs, index = [], []
     for spec in runs:

@@ -19,6 +19,7 @@ TOY_DEFAULTS: dict[str, Any] = {
     "spl": {},                # SPL / SPL_INV pace (method params of families spl / spl_inv)
     "lgl": {},                # LGL params (family lgl); Sec. 5.1: 2 clusters, then the third
     "loss_snapshot": 0.25,    # Fig. 2 (h): per-sample losses after this share of the budget
+    "by_scale": {},           # profile scale -> overrides of the keys above (e.g. tiny: 1 seed)
 }
 TOY_METHODS = {"baseline": "fullmodel", "spl": "spl", "spl_inv": "spl_inv", "lgl": "lgl"}
 ANALYSIS_DEFAULTS: dict[str, Any] = {
@@ -27,8 +28,10 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
 }
 
 
-def toy_params(raw: dict[str, Any]) -> dict[str, Any]:
-    return {**TOY_DEFAULTS, **(raw.get("lgl_toy") or {})}
+def toy_params(raw: dict[str, Any], scale: str | None = None) -> dict[str, Any]:
+    """The toy section with defaults, and the overrides of `by_scale[scale]` applied."""
+    p = {**TOY_DEFAULTS, **(raw.get("lgl_toy") or {})}
+    return {**p, **(p["by_scale"].get(scale) or {})} if scale else p
 
 
 def analysis_params(raw: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +42,10 @@ def validate_toy(section: Any, raw: dict[str, Any]) -> None:
     from ..methods import METHODS
 
     _check_keys("lgl_toy", section, TOY_DEFAULTS)
+    for scale, over in (section.get("by_scale") or {}).items():
+        if not isinstance(over, dict) or "by_scale" in over:
+            raise ConfigError(f"lgl_toy.by_scale.{scale}: expected a mapping of lgl_toy keys")
+        validate_toy(over, raw)
     for k, v in section.items():
         rng = {"n_per_class": (3, None), "test_fraction": (0.0, 0.9), "data_seed": (0, None),
                "lr": (0.0, None), "batch_size": (1, None), "iterations": (1, None),

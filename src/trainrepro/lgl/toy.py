@@ -83,58 +83,74 @@ def faster_fraction(a: list[float], b: list[float]) -> float:
     return float(np.mean(score))
 
 
-def run_toy(p: dict[str, Any], out_dir: str | Path, threads: int = 1) -> dict[str, Any]:
-    """Train every (setting, method, seed); write curves.csv, points.csv and toy.json."""
-    import pandas as pd
+def toy_job(p: dict[str, Any], setting: dict[str, Any], seed: int, threads: int = 1,
+            snapshot: bool = False) -> dict[str, Any]:
+    """Every method of one (setting, seed); with `snapshot`, also Fig. 2 (h)'s per-sample losses."""
     import torch
 
     from ..data.loader import DeviceData
     from ..engine import Trainer
-    from ..io import atomic_write_text, write_json
     from ..methods.common import per_sample_loss
 
     torch.set_num_threads(threads)
-    out = Path(out_dir)
     bs = int(p["batch_size"])
-    rows, points, records = [], [], []
-    for s in p["settings"]:
-        ds = toy_dataset(s["layout"], int(p["n_per_class"]), int(p["data_seed"]), float(p["test_fraction"]))
-        data = DeviceData(ds, "cpu")
-        epochs = math.ceil(int(p["iterations"]) / math.ceil(len(ds.train_idx) / bs))
-        for xy, lab in zip(ds.x_pool, ds.y_pool):
-            points.append({"setting": s["name"], "layout": s["layout"], "x0": float(xy[0]),
-                           "x1": float(xy[1]), "label": int(lab)})
-        for seed in p["seeds"]:
-            for name in p["methods"]:
-                cls, mp = method_for(name, p)
-                cfg = toy_config(s["hidden"], epochs, seed, p)
-                tr = Trainer(cfg, data, cls, mp)
-                rec = tr.fit()
-                hist = tr.history
-                its = iterations_of(hist, bs)
-                for r, it in zip(hist, its):
-                    rows.append({"setting": s["name"], "layout": s["layout"],
-                                 "hidden_layers": len(s["hidden"]), "method": name, "seed": seed,
-                                 "epoch": r["epoch"], "phase": r["phase"], "iteration": int(it),
-                                 "n_active": r["n_active"], "batch_size": bs, "loss": r["val_loss"],
-                                 "test_loss": r["test_loss"], "test_acc": r["test_acc"]})
-                records.append({"setting": s["name"], "method": name, "seed": seed,
-                                "epochs": rec["epochs_run"], "wall_time_s": rec["wall_time_s"],
-                                "final_loss": hist[-1]["val_loss"], "test_acc": hist[-1]["test_acc"]})
-        # Fig. 2 (h): per-sample loss of the baseline part-way through training (first seed).
+    ds = toy_dataset(setting["layout"], int(p["n_per_class"]), int(p["data_seed"]), float(p["test_fraction"]))
+    data = DeviceData(ds, "cpu")
+    epochs = math.ceil(int(p["iterations"]) / math.ceil(len(ds.train_idx) / bs))
+    rows, records = [], []
+    for name in p["methods"]:
+        cls, mp = method_for(name, p)
+        tr = Trainer(toy_config(setting["hidden"], epochs, seed, p), data, cls, mp)
+        rec = tr.fit()
+        hist = tr.history
+        for r, it in zip(hist, iterations_of(hist, bs)):
+            rows.append({"setting": setting["name"], "layout": setting["layout"],
+                         "hidden_layers": len(setting["hidden"]), "method": name, "seed": seed,
+                         "epoch": r["epoch"], "phase": r["phase"], "iteration": int(it),
+                         "n_active": r["n_active"], "batch_size": bs, "loss": r["val_loss"],
+                         "test_loss": r["test_loss"], "test_acc": r["test_acc"]})
+        records.append({"setting": setting["name"], "method": name, "seed": seed,
+                        "epochs": rec["epochs_run"], "wall_time_s": rec["wall_time_s"],
+                        "final_loss": hist[-1]["val_loss"], "test_acc": hist[-1]["test_acc"]})
+    points = []
+    if snapshot:   # Fig. 2 (h): per-sample loss of the baseline part-way through training
         cls, mp = method_for("baseline", p)
         snap = max(1, int(round(float(p["loss_snapshot"]) * epochs)))
-        tr = Trainer(toy_config(s["hidden"], snap, p["seeds"][0], p), data, cls, mp)
+        tr = Trainer(toy_config(setting["hidden"], snap, seed, p), data, cls, mp)
         tr.fit()
         losses = per_sample_loss(tr, data.train_idx).cpu().numpy()
-        for pt, l in zip([q for q in points if q["setting"] == s["name"]], losses):
-            pt["loss_snapshot"] = float(l)
+        points = [{"setting": setting["name"], "layout": setting["layout"], "x0": float(xy[0]),
+                   "x1": float(xy[1]), "label": int(lab), "loss_snapshot": float(l)}
+                  for xy, lab, l in zip(ds.x_pool, ds.y_pool, losses)]
+    return {"rows": rows, "records": records, "points": points}
+
+
+def run_toy(p: dict[str, Any], out_dir: str | Path, threads: int = 1, workers: int = 1) -> dict[str, Any]:
+    """Train every (setting, method, seed), `workers` processes side by side (results do not
+    depend on it: every run seeds itself); write curves.csv, points.csv and toy.json."""
+    import pandas as pd
+
+    from ..io import atomic_write_text, write_json
+
+    jobs = [(s, seed, seed == p["seeds"][0]) for s in p["settings"] for seed in p["seeds"]]
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(toy_job, *zip(*[(p, s, seed, threads, snap) for s, seed, snap in jobs])))
+    else:
+        results = [toy_job(p, s, seed, threads, snap) for s, seed, snap in jobs]
+    rows = [r for res in results for r in res["rows"]]
+    records = [r for res in results for r in res["records"]]
+    points = [r for res in results for r in res["points"]]
     curves = pd.DataFrame(rows)
     summary = toy_summary(curves, p)
     summary["runs"] = records
     summary["settings"] = p["settings"]
     summary["protocol"] = {k: p[k] for k in ("lr", "batch_size", "iterations", "seeds", "spl", "lgl",
                                              "n_per_class", "test_fraction", "data_seed")}
+    out = Path(out_dir)
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
     atomic_write_text(out / "points.csv", pd.DataFrame(points).to_csv(index=False))
     write_json(out / "toy.json", summary)

@@ -26,20 +26,18 @@ NET_DEFAULTS: dict[str, Any] = {
 
 
 class _BiLSTMStep(nn.Module):
-    """Cell states of a bidirectional LSTM run for one time step from zero state."""
+    """Cell states of a bidirectional LSTM run for one time step from zero state; the two
+    directions' input-gate and cell-candidate weights are one Linear (one matmul)."""
 
     def __init__(self, in_features: int, hidden: int):
         super().__init__()
-        self.fw = nn.Linear(in_features, 2 * hidden)  # input gate, cell candidate
-        self.bw = nn.Linear(in_features, 2 * hidden)
+        self.gates = nn.Linear(in_features, 4 * hidden)  # [i_fw, g_fw, i_bw, g_bw]
         self.hidden = hidden
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.hidden
-        a, b = self.fw(z), self.bw(z)
-        c_fw = torch.sigmoid(a[:, :h]) * torch.tanh(a[:, h:])
-        c_bw = torch.sigmoid(b[:, :h]) * torch.tanh(b[:, h:])
-        return torch.cat([c_fw, c_bw], 1)
+        a = self.gates(z).view(-1, 2, 2, self.hidden)     # (B, direction, gate, hidden)
+        c = torch.sigmoid(a[:, :, 0]) * torch.tanh(a[:, :, 1])
+        return c.reshape(-1, 2 * self.hidden)             # [c_fw, c_bw]
 
 
 class MentorNet(nn.Module):
@@ -73,7 +71,19 @@ class MentorNet(nn.Module):
 
     def forward(self, loss: torch.Tensor, loss_diff: torch.Tensor, epoch: torch.Tensor | int,
                 label: torch.Tensor | None = None) -> torch.Tensor:
+        if label is None and not torch.is_tensor(epoch):
+            return torch.sigmoid(self._logits_shared(loss, loss_diff, int(epoch)))
         return torch.sigmoid(self.logits(loss, loss_diff, epoch, label))
+
+    def _logits_shared(self, loss: torch.Tensor, loss_diff: torch.Tensor, epoch: int) -> torch.Tensor:
+        """`logits` when the whole batch shares label 0 and one epoch (the training step): the
+        embeddings' part of fc1 is one vector, so fc1 only multiplies the LSTM states."""
+        nl, ne = self.label_emb.embedding_dim, self.epoch_emb.embedding_dim
+        w = self.fc1.weight
+        e = min(max(epoch, 0), 99)
+        const = self.fc1.bias + w[:, :nl] @ self.label_emb.weight[0] + w[:, nl:nl + ne] @ self.epoch_emb.weight[e]
+        c = self.lstm(torch.stack([loss.float(), loss_diff.float()], 1))
+        return self.fc2(torch.tanh(torch.addmm(const, c, w[:, nl + ne:].t()))).squeeze(1)
 
 
 def build_mentor(net_cfg: dict[str, Any] | None = None, seed: int = 0) -> MentorNet:

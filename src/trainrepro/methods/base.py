@@ -80,6 +80,12 @@ class Method:
             check_value(f"{where}.{k}", v, cls.defaults[k], cls.ranges.get(k), cls.choices.get(k))
         return {**cls.defaults, **params}
 
+    @classmethod
+    def resolve_run(cls, spec: Any, results_root: str) -> dict[str, Any]:
+        """Params a run takes from an upstream stage's outputs (e.g. MentorNet: the mentor file
+        and its sha256); they join that run's config hash, so only its cells re-run."""
+        return {}
+
     # --- hooks -----------------------------------------------------------------------------
     def planned_epochs(self, epochs: int) -> int:
         """Upper bound on epochs (LGL trains m steps); `on_epoch_end` may stop earlier."""

@@ -63,8 +63,8 @@ class MentorNetSPADE(Method):
         "weight_normalisation": "batch",  # sum v*l / B (paper Eq. 1 and code) | / sum v
         "scale_weight_decay": False,   # code: weight decay x sum(v)/B (here: previous epoch's mean v)
         "frozen_epoch": -1,            # code (DD): epoch input frozen at 18 after burn-in; -1 = off
-        "update_at": [0.5, 0.75],      # paper: mentor re-learned twice during training (at these
-                                       # fractions of the epochs); code: never ([])
+        "update_at": [0.5, 0.64],      # paper: mentor re-learned twice during training, after
+                                       # the lr drops (fractions of the epochs); code: never ([])
         "update_steps": 200,           # Adam steps per update
         "update_lr": 0.01,
         "mentor_path": "",             # set by the train stage from the mentor stage's outputs

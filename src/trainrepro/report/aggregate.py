@@ -2,6 +2,8 @@
 headline metrics for `dvc exp show`, and mean curves for `dvc plots`."""
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,11 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
             write_table(comp, tables / f"{paper}_{table['id']}",
                         f"{paper} {table.get('source', table['id'])}: {table.get('title', '')} — paper "
                         f"value vs ours at scale `{params.scale}`")
+    for paper in PAPERS:  # tables in the paper's own layout, where a paper module has them
+        if paper in studies and importlib.util.find_spec(f"{__package__}.{paper}") is not None:
+            module = importlib.import_module(f"{__package__}.{paper}")
+            if hasattr(module, "write_tables"):
+                module.write_tables(results_root, tables)
     verdicts = evaluate_claims(load_claims(), {p: runs_by_study[p] for p in PAPERS}, ".")
     write_table(verdicts, tables / "claims", "Claims and verdicts")
     atomic_write_text(outp / "claims.md", claims_markdown(verdicts, params))

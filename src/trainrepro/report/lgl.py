@@ -67,13 +67,16 @@ def accuracy_table(runs: pd.DataFrame, methods: list[str], table: dict[str, Any]
     cells = summarise(runs)
     ok = runs[runs["status"] == "ok"]
     times: dict[tuple, list[float]] = {}
-    for _, r in ok.iterrows():   # training time of the batch loop (engine's train_time_s)
+    cpu: dict[tuple, list[float]] = {}
+    for _, r in ok.iterrows():   # batch-loop time (engine's train_time_s / train_cpu_s)
         h = Path(r["run_dir"]) / "history.csv"
         if h.exists():
             hh = pd.read_csv(h)
+            key = (r["dataset"], r["model"], r["method"])
             if "train_time_s" in hh:
-                times.setdefault((r["dataset"], r["model"], r["method"]), []).append(
-                    float(hh["train_time_s"].sum()))
+                times.setdefault(key, []).append(float(hh["train_time_s"].sum()))
+            if "train_cpu_s" in hh:
+                cpu.setdefault(key, []).append(float(hh["train_cpu_s"].sum()))
     rows = []
     for (ds, model), cg in cells.groupby(["dataset", "model"], sort=False):
         base = ok[(ok["dataset"] == ds) & (ok["model"] == model) & (ok["method"] == "baseline")]
@@ -88,6 +91,7 @@ def accuracy_table(runs: pd.DataFrame, methods: list[str], table: dict[str, Any]
             if c.empty:
                 rows.append({**row, "ours (mean ± std)": "—", "95% CI": "—", "n": 0, "seeds": "",
                              "vs our baseline": np.nan, "epochs": np.nan, "train time (s)": np.nan,
+                             "train CPU (s)": np.nan,
                              "wall time (s)": np.nan, "vs paper": "not run", "direction": "not run"})
                 continue
             c = c.iloc[0]
@@ -103,11 +107,12 @@ def accuracy_table(runs: pd.DataFrame, methods: list[str], table: dict[str, Any]
             pdiff = float(np.mean(np.sign(pdiffs))) if pdiffs else np.nan
             direction = ("reference" if m == "baseline" else
                          direction_verdict(vals.to_numpy(float), base["test_acc"].to_numpy(float), pdiff))
-            tt = times.get((ds, model, m))
+            tt, tc = times.get((ds, model, m)), cpu.get((ds, model, m))
             rows.append({**row, "ours (mean ± std)": fmt_mean_std(c["mean"], c["std"]),
                          "95% CI": fmt_ci(c["ci_low"], c["ci_high"]), "n": int(c["n"]), "seeds": c["seeds"],
                          "vs our baseline": c["mean"] - float(base["test_acc"].mean()) if len(base) else np.nan,
                          "epochs": c["epochs"], "train time (s)": float(np.mean(tt)) if tt else np.nan,
+                         "train CPU (s)": float(np.mean(tc)) if tc else np.nan,
                          "wall time (s)": c["wall_time_s"], "vs paper": vs_paper, "direction": direction})
     return pd.DataFrame(rows)
 
@@ -171,17 +176,21 @@ def figure3(results_root: str | Path, path: str | Path, scale: str) -> Path | No
     hist = load_histories(runs[runs["status"] == "ok"])
     if hist.empty:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ds, hd in list(hist.groupby("dataset"))[:1]:
-        for m in FIG3_METHODS + ["baseline_matched"]:
+    groups = list(hist.groupby(["dataset", "model"], sort=True))
+    fig, grid = plt.subplots(len(groups), 2, figsize=(10, 3.8 * len(groups)), squeeze=False)
+    for axes, ((ds, model), hd) in zip(grid, groups):
+        # The paper plots LGL(r, 4); a profile without it (cifar10_jpeg) shows LGL(r, 3).
+        lgl_m, matched = (("lgl_r4", "baseline_matched") if (hd["method"] == "lgl_r4").any()
+                          else ("lgl_r3", "baseline_matched_r3"))
+        for m in [x.replace("lgl_r4", lgl_m) for x in FIG3_METHODS] + [matched]:
             g = hd[hd["method"] == m]
             if g.empty:
                 continue
             seeds = sorted(g["seed"].unique())
             for ax, whole in ((axes[0], False), (axes[1], True)):
-                if not whole and m == "baseline_matched":
+                if not whole and m == matched:
                     continue
-                if whole and m not in ("lgl_r4", "baseline_matched", "baseline"):
+                if whole and m not in (lgl_m, matched, "baseline"):
                     continue
                 gg = g
                 if m.startswith("lgl") and not whole:
@@ -191,12 +200,14 @@ def figure3(results_root: str | Path, path: str | Path, scale: str) -> Path | No
                 agg = gg.groupby("epoch")["val_acc"].agg(["mean", "min", "max"])
                 line, = ax.plot(agg.index, agg["mean"], label=f"{LABELS.get(m, m)} (seeds {','.join(map(str, seeds))})")
                 ax.fill_between(agg.index, agg["min"], agg["max"], alpha=0.15, color=line.get_color())
-        axes[0].set_title(f"Fig. 3 analogue: {ds}, trained on all classes", fontsize=9)
-        axes[1].set_title(f"{ds}: LGL(r, 4) all steps vs compute-matched baseline", fontsize=9)
-    for ax in axes:
+        axes[0].set_title(f"Fig. 3 analogue: {ds} / {model}, trained on all classes", fontsize=9)
+        axes[1].set_title(f"{ds} / {model}: {LABELS[lgl_m]} all steps vs compute-matched baseline",
+                          fontsize=9)
+    for ax in grid.flat:
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy")
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.lines:
+            ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"scale: {scale}", fontsize=8)
     fig.tight_layout()
     out = save_fig(fig, path)

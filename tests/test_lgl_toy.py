@@ -1,0 +1,81 @@
+"""LGL toy study (Fig. 2) and analysis helpers: the Gaussian generator's statistics, the toy
+dataset's splits, the 'faster' comparison, and the entropy-rank probe."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainrepro.data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
+from trainrepro.lgl.analysis import rank_lower_half
+from trainrepro.lgl.toy import iterations_to, pairwise_faster, toy_dataset, toy_summary
+
+
+@pytest.mark.parametrize("layout", ["separable", "overlapping"])
+def test_gaussian_blobs_have_the_layout_means_and_identity_covariance(layout):
+    x, y = gaussian_blobs(layout, 4000, seed=1)
+    assert x.shape == (12000, 2) and x.dtype == np.float32
+    assert np.bincount(y).tolist() == [4000, 4000, 4000]
+    for c, centre in enumerate(GAUSSIAN_LAYOUTS[layout]):
+        xc = x[y == c]
+        assert np.allclose(xc.mean(0), centre, atol=0.06)
+        assert np.allclose(np.cov(xc.T), np.eye(2), atol=0.08)
+
+
+def test_layouts_separable_far_apart_overlapping_close():
+    sep = GAUSSIAN_LAYOUTS["separable"]
+    ovl = GAUSSIAN_LAYOUTS["overlapping"]
+    dist = lambda c: min(np.linalg.norm(a - b) for i, a in enumerate(c) for b in c[i + 1:])
+    assert dist(sep) > 6 and dist(ovl) < 2.5
+
+
+def test_gaussian_blobs_are_seeded():
+    a, _ = gaussian_blobs("separable", 10, seed=3)
+    b, _ = gaussian_blobs("separable", 10, seed=3)
+    c, _ = gaussian_blobs("separable", 10, seed=4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_toy_dataset_evaluates_on_the_whole_training_set():
+    ds = toy_dataset("separable", 200, 0, 0.25)
+    assert len(ds.x_test) == 150 and len(ds.x_pool) == 450
+    assert np.array_equal(ds.val_idx, ds.train_idx) and len(ds.train_idx) == 450
+    assert ds.num_classes == 3 and not ds.is_image
+
+
+def test_iterations_to_target_and_pairwise_faster():
+    its = np.array([10, 20, 30, 40])
+    assert iterations_to(np.array([1.0, 0.5, 0.3, 0.2]), its, 0.3) == 30
+    assert iterations_to(np.array([1.0, 0.9]), its[:2], 0.3) == math.inf
+    fast = (its, np.array([0.8, 0.4, 0.2, 0.1]))
+    slow = (its, np.array([1.0, 0.9, 0.5, 0.3]))
+    assert pairwise_faster(fast, slow) == 1.0       # target 0.3: fast at 30, slow at 40
+    assert pairwise_faster(slow, fast) == 0.0
+    assert pairwise_faster(fast, fast) == 0.5
+
+
+def test_toy_summary_counts_spl_inv_against_spl_on_separable_settings():
+    rows = []
+    for setting, layout in (("a", "separable"), ("c", "overlapping")):
+        for seed in (0, 1):
+            for m, curve in {"baseline": [1.0, 0.6, 0.4], "spl": [1.0, 0.9, 0.7],
+                             "spl_inv": [0.7, 0.4, 0.3], "lgl": [0.8, 0.6, 0.3, 0.2, 0.1]}.items():
+                for e, loss in enumerate(curve):
+                    phase = int(m == "lgl" and e >= 2)
+                    rows.append({"setting": setting, "layout": layout, "method": m, "seed": seed,
+                                 "epoch": e, "phase": phase, "iteration": 10 * (e + 1),
+                                 "n_active": 300, "batch_size": 30, "loss": loss})
+    p = {"batch_size": 30, "settings": [{"name": "a", "layout": "separable"},
+                                        {"name": "c", "layout": "overlapping"}]}
+    s = toy_summary(pd.DataFrame(rows), p)
+    assert s["spl_inv_faster_than_spl"] == 1.0
+    assert s["spl_faster_than_baseline"] == 0.0
+    assert s["lgl_faster_than_baseline"] == 1.0
+
+
+def test_rank_lower_half():
+    h = {2: 0.1, 3: 0.9, 5: 0.4, 7: 0.6}
+    assert rank_lower_half(h, 2) and rank_lower_half(h, 5)
+    assert not rank_lower_half(h, 7) and not rank_lower_half(h, 3)
