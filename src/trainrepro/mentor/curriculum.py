@@ -39,7 +39,7 @@ def pd_targets(loss: torch.Tensor, loss_diff: torch.Tensor, epoch: torch.Tensor,
 
 
 class PercentileEMA:
-    """lambda: exponential moving average of the p-th percentile of the mini-batch loss,
+    """lambda: exponential moving average of the p-th percentile (nearest rank) of the mini-batch loss,
     updated every batch, kept on the device (no host sync). The first batch initialises it
     (the official code starts from 0; with decay 0.95 that biases lambda low for ~50 steps)."""
 
@@ -50,8 +50,12 @@ class PercentileEMA:
         self.steps = 0
 
     def update(self, loss: torch.Tensor) -> torch.Tensor:
-        p = torch.quantile(loss.detach().float(), self.q)
-        self.value = p if self.steps == 0 else self.decay * self.value + (1.0 - self.decay) * p
+        # Nearest-rank percentile, as tf.contrib.distributions.percentile (interpolation
+        # "nearest") in the official code; kthvalue is a selection, not a sort.
+        flat = loss.detach().float().reshape(-1)
+        p = torch.kthvalue(flat, int(round(self.q * (flat.numel() - 1))) + 1).values
+        # lerp(value, p, 1 - decay) = decay * value + (1 - decay) * p, in one kernel
+        self.value = p if self.steps == 0 else torch.lerp(self.value, p, 1.0 - self.decay)
         self.steps += 1
         return self.value
 

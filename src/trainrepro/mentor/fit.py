@@ -27,6 +27,7 @@ def fit_mentor(net: MentorNet, features: dict[str, torch.Tensor], target: torch.
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=float(fit["lr"]), foreach=True)
     sched = torch.optim.lr_scheduler.StepLR(opt, int(fit["lr_decay_steps"]), float(fit["lr_decay"]))
+    net.clear_cache()  # the weights are about to change
     net.train()
     for _ in range(steps):
         idx = torch.randint(0, n, (bs,), generator=gen).to(dev)
@@ -43,6 +44,7 @@ def fit_mentor(net: MentorNet, features: dict[str, torch.Tensor], target: torch.
             torch.nn.utils.clip_grad_norm_(params, float(fit["grad_clip"]))
         opt.step()
         sched.step()
+    net.clear_cache()
     net.eval()
     with torch.no_grad():
         v = net(loss, diff, epoch)

@@ -55,6 +55,7 @@ class MentorNet(nn.Module):
         self.lstm = _BiLSTMStep(2, lstm_hidden)
         self.fc1 = nn.Linear(label_embedding + epoch_embedding + 2 * lstm_hidden, fc_hidden)
         self.fc2 = nn.Linear(fc_hidden, 1)
+        self._const_cache: dict[int, torch.Tensor] = {}
 
     def logits(self, loss: torch.Tensor, loss_diff: torch.Tensor, epoch: torch.Tensor | int,
                label: torch.Tensor | None = None) -> torch.Tensor:
@@ -77,13 +78,30 @@ class MentorNet(nn.Module):
 
     def _logits_shared(self, loss: torch.Tensor, loss_diff: torch.Tensor, epoch: int) -> torch.Tensor:
         """`logits` when the whole batch shares label 0 and one epoch (the training step): the
-        embeddings' part of fc1 is one vector, so fc1 only multiplies the LSTM states."""
+        embeddings' part of fc1 is one vector per epoch percentage, so fc1 only multiplies the
+        LSTM states. Without gradients that vector is cached (cleared when weights change)."""
         nl, ne = self.label_emb.embedding_dim, self.epoch_emb.embedding_dim
         w = self.fc1.weight
         e = min(max(epoch, 0), 99)
-        const = self.fc1.bias + w[:, :nl] @ self.label_emb.weight[0] + w[:, nl:nl + ne] @ self.epoch_emb.weight[e]
+        const = self._const_cache.get(e) if not torch.is_grad_enabled() else None
+        if const is None:
+            const = self.fc1.bias + w[:, :nl] @ self.label_emb.weight[0] + w[:, nl:nl + ne] @ self.epoch_emb.weight[e]
+            if not torch.is_grad_enabled():
+                self._const_cache[e] = const
         c = self.lstm(torch.stack([loss.float(), loss_diff.float()], 1))
         return self.fc2(torch.tanh(torch.addmm(const, c, w[:, nl + ne:].t()))).squeeze(1)
+
+    def clear_cache(self) -> None:
+        """Forget cached embedding contributions (call after the weights change)."""
+        self._const_cache = {}
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self.clear_cache()
+        return super().load_state_dict(*args, **kwargs)
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "MentorNet":
+        self.clear_cache()  # .to(device) / .float() move the weights
+        return super()._apply(fn, *args, **kwargs)
 
 
 def build_mentor(net_cfg: dict[str, Any] | None = None, seed: int = 0) -> MentorNet:

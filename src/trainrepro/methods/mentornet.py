@@ -179,6 +179,7 @@ class MentorNetSPADE(Method):
         with torch.enable_grad():
             stats = fit_mentor(self.mentor, feats, target, "bce", fit, steps=int(self.p["update_steps"]))
         self.mentor.requires_grad_(False)
+        self.mentor.clear_cache()
         self.updates.append({"epoch": epoch, **{k: v for k, v in stats.items()}})
 
     def epoch_metrics(self) -> dict[str, float]:
