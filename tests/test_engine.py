@@ -3,7 +3,6 @@ the reported-epoch rule."""
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn

@@ -23,28 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..mentor import stage_entry
 from ..mentor.curriculum import PercentileEMA, epoch_percent
 from ..mentor.fit import fit_mentor
 from ..mentor.net import load_mentor
 from ..registry import ConfigError
 from . import register
 from .base import Method
-
-MENTOR_ROOT = "mentors"  # under the results root: results/mentors (written by the mentor stage)
-
-
-def mentor_assignment(results_root: str | Path, cell: str) -> dict[str, Any]:
-    """The mentor the mentor stage assigned to a cell (its file and sha256)."""
-    from ..io import read_json
-
-    path = Path(results_root) / MENTOR_ROOT / "assignments.json"
-    if not path.exists():
-        raise ConfigError(f"{path}: missing; run the mentor stage first (python stages/mentor.py)")
-    table = read_json(path)
-    if cell not in table:
-        raise ConfigError(f"{path}: no mentor assigned to cell {cell!r}; re-run the mentor stage")
-    return table[cell]
-
 
 @register
 class MentorNetSPADE(Method):
@@ -89,7 +74,7 @@ class MentorNetSPADE(Method):
     @classmethod
     def resolve_run(cls, spec: Any, results_root: str | Path) -> dict[str, Any]:
         """Method params the train stage adds to a run: the assigned mentor and its hash."""
-        a = mentor_assignment(results_root, spec.cell)
+        a = stage_entry(results_root, "assignments.json", spec.cell)
         return {"mentor_path": a["path"], "mentor_sha256": a["sha256"], "mentor_name": a["name"]}
 
     def __init__(self, params: dict[str, Any], trainer: Any):

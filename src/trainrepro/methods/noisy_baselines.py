@@ -18,24 +18,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..mentor import stage_entry
 from ..registry import ConfigError
 from . import register
 from .base import Method
 
 
 # --------------------------------------------------------------------------- Forgetting
-def forgetting_selection(results_root: str | Path, cell: str) -> dict[str, Any]:
-    from ..io import read_json
-
-    path = Path(results_root) / "mentors" / "forgetting_selection.json"
-    if not path.exists():
-        raise ConfigError(f"{path}: missing; run the mentor stage first (python stages/mentor.py)")
-    table = read_json(path)
-    if cell not in table:
-        raise ConfigError(f"{path}: no dropout selected for cell {cell!r}; re-run the mentor stage")
-    return table[cell]
-
-
 @register
 class Forgetting(Method):
     """Arpit et al.: dropout searched in a grid (the paper: keep probability 0.2-0.9). With
@@ -57,7 +46,7 @@ class Forgetting(Method):
     def resolve_run(cls, spec: Any, results_root: str | Path) -> dict[str, Any]:
         if float(spec.method_params.get("dropout", -1.0)) >= 0:
             return {}
-        sel = forgetting_selection(results_root, spec.cell)
+        sel = stage_entry(results_root, "forgetting_selection.json", spec.cell)
         return {"dropout": float(sel["dropout"]), "selected_val_acc": float(sel["val_acc"])}
 
     def wrap_model(self, model: nn.Module) -> nn.Module:

@@ -75,6 +75,10 @@ def _groups(runs: pd.DataFrame, selectors: list[dict[str, Any]], where: dict[str
     return out
 
 
+def _name(sel: dict[str, Any]) -> str:
+    return "/".join(str(v) for v in sel.values()) or "all"
+
+
 def _fmt_group(free_key: tuple) -> str:
     return "/".join(str(k) for k in free_key) or "all"
 
@@ -141,7 +145,8 @@ def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdi
                 tol = float(rule["tol"])
                 v = HOLDS if (-tol <= lo and hi <= tol) else FAILS if (lo > tol or hi < -tol) else INCONCLUSIVE
             verdicts.append(v)
-            ev.append(f"{_fmt_group(key)}: diff {d:+.4f} [{lo:+.4f}, {hi:+.4f}] (n={len(a)},{len(b)})")
+            ev.append(f"{_name(rule['a'])} - {_name(rule['b'])} @ {_fmt_group(key)}: {d:+.4f} "
+                      f"[{lo:+.4f}, {hi:+.4f}] (n={len(a)},{len(b)})")
     elif t == "at_most":
         tol = float(rule.get("tol", 0.0))
         for sel in rule["each"]:
@@ -149,8 +154,8 @@ def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdi
                 d, lo, hi = diff_interval(a, b)
                 v = HOLDS if hi <= tol else FAILS if lo > tol else INCONCLUSIVE
                 verdicts.append(v)
-                ev.append(f"{sel.get('method', sel)} - {rule['b'].get('method', rule['b'])} @ "
-                          f"{_fmt_group(key)}: {d:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+                ev.append(f"{_name(sel)} - {_name(rule['b'])} @ {_fmt_group(key)}: {d:+.4f} "
+                          f"[{lo:+.4f}, {hi:+.4f}]")
     elif t == "best":
         for key, vals in _groups(runs, [rule["a"], *rule["others"]], where, metric):
             a, others = vals[0], vals[1:]
@@ -160,9 +165,10 @@ def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdi
                 sub.append(_compare(d, lo, hi, 0.0))
             verdicts.append(_combine(sub))
             top = max(float(np.mean(v)) for v in vals)
-            ev.append(f"{_fmt_group(key)}: a={np.mean(a):.4f}, best other="
-                      f"{max(float(np.mean(o)) for o in others):.4f}"
-                      f"{' (a has the highest mean)' if np.mean(a) >= top else ''}")
+            best = int(np.argmax([np.mean(o) for o in others]))
+            ev.append(f"{_fmt_group(key)}: {_name(rule['a'])} {np.mean(a):.4f}, best other "
+                      f"{_name(rule['others'][best])} {np.mean(others[best]):.4f}"
+                      f"{' (highest mean)' if np.mean(a) >= top else ''}")
     elif t == "increasing":
         seq = rule["sequence"]
         for key, vals in _groups(runs, seq, where, metric):
@@ -171,7 +177,8 @@ def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdi
                 d, lo, hi = diff_interval(y, x)
                 sub.append(_compare(d, lo, hi, 0.0))
             verdicts.append(_combine(sub))
-            ev.append(f"{_fmt_group(key)}: " + " -> ".join(f"{np.mean(v):.4f}" for v in vals))
+            ev.append(f"{_fmt_group(key)}: " + " -> ".join(
+                f"{_name(sel)} {np.mean(v):.4f}" for sel, v in zip(seq, vals)))
     else:
         raise ValueError(f"unknown rule type {t!r}")
     if not verdicts:
