@@ -13,7 +13,7 @@ import yaml
 from ..config import Params
 from ..io import atomic_write_text, write_json
 from ..results import load_histories, load_runs, summarise
-from .claims import evaluate_claims
+from .claims import evaluate_claims, scalar_value
 from .tables import cells_table, paper_comparison, write_table
 
 PAPERS_DIR = Path(__file__).resolve().parent.parent / "papers"
@@ -98,5 +98,9 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
     write_table(verdicts, tables / "claims", "Claims and verdicts")
     atomic_write_text(outp / "claims.md", claims_markdown(verdicts, params))
     metrics["claims"] = verdicts["verdict"].value_counts().to_dict()
+    # The scalars behind claims (e.g. M4's Proposition-1 violations, L7's time ratio error).
+    metrics["claim_scalars"] = {
+        f"{c['id']}.{r['key']}": v for c in load_claims() for r in (c.get("rules") or [c["rule"]])
+        if r["type"] == "scalar" and (v := scalar_value(r, Path("."))[0]) is not None}
     write_json(outp / "metrics.json", metrics)
     return metrics

@@ -112,21 +112,29 @@ def _selectors(rule: dict[str, Any]) -> list[dict[str, Any]]:
     return sels
 
 
+def scalar_value(rule: dict[str, Any], root: Path) -> tuple[float | None, str]:
+    """The number a `scalar` rule reads (file + dotted key), or None and why it is absent."""
+    path = Path(root) / rule["file"]
+    if not path.exists():
+        return None, f"{rule['file']} not written at this scale"
+    val: Any = read_json(path)
+    for part in rule["key"].split("."):
+        if not isinstance(val, dict) or part not in val:
+            return None, f"{rule['file']} has no key {rule['key']}"
+        val = val[part]
+    if val is None:
+        return None, f"{rule['key']} is null in {rule['file']}"
+    return float(val), ""
+
+
 def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdict:
     t = rule["type"]
     if t == "scalar":
-        path = root / rule["file"]
-        if not path.exists():
-            return Verdict(NOT_RUN, f"{rule['file']} not written at this scale")
-        val: Any = read_json(path)
-        for part in rule["key"].split("."):
-            if not isinstance(val, dict) or part not in val:
-                return Verdict(NOT_RUN, f"{rule['file']} has no key {rule['key']}")
-            val = val[part]
+        val, why = scalar_value(rule, root)
         if val is None:
-            return Verdict(NOT_RUN, f"{rule['key']} is null in {rule['file']}")
-        ok = OPS[rule["op"]](float(val), float(rule["value"]))
-        return Verdict(HOLDS if ok else FAILS, f"{rule['key']} = {float(val):.4g} "
+            return Verdict(NOT_RUN, why)
+        ok = OPS[rule["op"]](val, float(rule["value"]))
+        return Verdict(HOLDS if ok else FAILS, f"{rule['key']} = {val:.4g} "
                                                f"(needs {rule['op']} {rule['value']})")
     metric = rule.get("metric", "test_acc")
     where = rule.get("where") or {}
