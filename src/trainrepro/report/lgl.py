@@ -208,7 +208,8 @@ def figure3(results_root: str | Path, path: str | Path, scale: str) -> Path | No
         ax.set_ylabel("validation accuracy")
         if ax.lines:
             ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"scale: {scale}", fontsize=8)
+    fig.suptitle(f"scale: {scale}; line = mean over the seeds in its legend entry, band = min–max over "
+                 f"those seeds", fontsize=8)
     fig.tight_layout()
     out = save_fig(fig, path)
     plt.close(fig)
@@ -229,7 +230,12 @@ def _band(ax, g: pd.DataFrame, label: str, grid: np.ndarray) -> None:
     ax.fill_between(grid, lo, hi, alpha=0.15, color=line.get_color())
 
 
-def toy_loss_figure(toy_root: str | Path, path: str | Path) -> Path | None:
+def _toy_scale(scale: str | None) -> str:
+    s = f"scale: {scale}" if scale else "scale: not given"
+    return f"{s} (the toy study is the same at every scale)"
+
+
+def toy_loss_figure(toy_root: str | Path, path: str | Path, scale: str | None = None) -> Path | None:
     """Fig. 2 (a-f): full-training-set loss against SGD iterations, mean and min-max over seeds.
     Top (a, b, c): Baseline / SPL / SPL_INV. Bottom (d, e, f): Baseline / LGL's last step."""
     f = Path(toy_root) / "curves.csv"
@@ -237,7 +243,7 @@ def toy_loss_figure(toy_root: str | Path, path: str | Path) -> Path | None:
         return None
     cur = pd.read_csv(f)
     settings = list(dict.fromkeys(cur["setting"]))
-    fig, axes = plt.subplots(2, len(settings), figsize=(4 * len(settings), 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(settings), figsize=(4 * len(settings), 6.8), squeeze=False)
     grid = np.arange(1, int(cur["iteration"].max()) + 1)
     letters = "abcdef"
     for j, s in enumerate(settings):
@@ -261,22 +267,27 @@ def toy_loss_figure(toy_root: str | Path, path: str | Path) -> Path | None:
             ax = axes[i, j]
             ax.set_title(f"({letters[i * len(settings) + j]}) {desc}; seeds {seeds}", fontsize=8)
             ax.set_xlabel("SGD iterations")
-            ax.set_ylabel("loss on all training data")
+            ax.set_ylabel("cross-entropy loss on all training data")
             ax.legend(fontsize=7)
+    fig.suptitle(f"LGL Fig. 2 (a–f) toy study — {_toy_scale(scale)}; line = mean over the seeds in "
+                 f"each panel title, band = min–max over those seeds", fontsize=8)
     fig.tight_layout()
     out = save_fig(fig, path)
     plt.close(fig)
     return out
 
 
-def toy_scatter_figure(toy_root: str | Path, path: str | Path) -> Path | None:
+def toy_scatter_figure(toy_root: str | Path, path: str | Path, scale: str | None = None) -> Path | None:
     """Fig. 2 (g) separable data, (h) the same coloured by the baseline's per-sample loss
     part-way through training, (i) overlapping data."""
     f = Path(toy_root) / "points.csv"
     if not f.exists():
         return None
     pts = pd.read_csv(f)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    proto = (load_json(Path(toy_root) / "toy.json") or {}).get("protocol", {})
+    data_seed = proto.get("data_seed")
+    snap_seed = (proto.get("seeds") or [None])[0]   # the stage snapshots the first seed's baseline
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
     sep = pts[pts["layout"] == "separable"].drop_duplicates(["x0", "x1"])
     ovl = pts[pts["layout"] == "overlapping"].drop_duplicates(["x0", "x1"])
     for ax, d, title in ((axes[0], sep, "(g) separable clusters"), (axes[2], ovl, "(i) overlapping clusters")):
@@ -285,11 +296,22 @@ def toy_scatter_figure(toy_root: str | Path, path: str | Path) -> Path | None:
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
     sc = axes[1].scatter(sep["x0"], sep["x1"], c=sep["loss_snapshot"], s=6, cmap="viridis")
+    snap_setting = sep["setting"].iloc[0] if len(sep) else None
+    hidden = None
+    cf = Path(toy_root) / "curves.csv"
+    if snap_setting is not None and cf.exists():
+        cur = pd.read_csv(cf, usecols=["setting", "hidden_layers"])
+        h = cur.loc[cur["setting"] == snap_setting, "hidden_layers"]
+        hidden = int(h.iloc[0]) if len(h) else None
     fig.colorbar(sc, ax=axes[1], label="per-sample loss (baseline, 1/4 of budget)")
-    axes[1].set_title("(h) training loss of each sample", fontsize=9)
+    axes[1].set_title("(h) training loss of each sample"
+                      + (f"\nbaseline, {hidden} hidden layer(s), seed {snap_seed}" if hidden is not None
+                         else f"\nbaseline, seed {snap_seed}"), fontsize=9)
     for ax in axes:
-        ax.set_xlabel("x1")
-        ax.set_ylabel("x2")
+        ax.set_xlabel("x1 (input feature 1)")
+        ax.set_ylabel("x2 (input feature 2)")
+    fig.suptitle(f"LGL Fig. 2 (g–i) toy data — {_toy_scale(scale)}; data drawn with seed {data_seed}",
+                 fontsize=8)
     fig.tight_layout()
     out = save_fig(fig, path)
     plt.close(fig)
@@ -327,6 +349,8 @@ def make_all(results_root: str | Path = "results", tables_root: str | Path = "re
         "table2": table2(entropy), "probes": probes_table(entropy), "compute": compute_table(compute),
         "compute_raw": compute, "entropy_raw": entropy, "toy_raw": toy,
         "fig3": figure3(results_root, figs / "lgl_fig3_val_acc.png", scale),
-        "fig2_loss": toy_loss_figure(Path(results_root) / "lgl_toy", figs / "lgl_fig2_loss_curves.png"),
-        "fig2_scatter": toy_scatter_figure(Path(results_root) / "lgl_toy", figs / "lgl_fig2_scatter.png"),
+        "fig2_loss": toy_loss_figure(Path(results_root) / "lgl_toy", figs / "lgl_fig2_loss_curves.png",
+                                     scale),
+        "fig2_scatter": toy_scatter_figure(Path(results_root) / "lgl_toy", figs / "lgl_fig2_scatter.png",
+                                           scale),
     }

@@ -249,10 +249,59 @@ def _first_record(g: pd.DataFrame) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------------- figures
-METHOD_STYLE = {"forgetting": "--"}
+METHOD_STYLE = {"forgetting": "--", "mentornet_dd_transfer": "-.", "mentornet_dd_burnin50": ":"}
+# Legend names as in the paper (Table 2 / Table 3 / Fig. 3), in the paper's order.
+METHOD_LABELS = {"fullmodel": "FullModel", "forgetting": "Forgetting", "self_paced": "Self-paced",
+                 "focal": "Focal", "reed_soft": "Reed soft", "reed_hard": "Reed hard",
+                 "goldberger": "Goldberger", "mentornet_pd": "MentorNet PD",
+                 "mentornet_dd": "MentorNet DD",
+                 "mentornet_dd_transfer": "MentorNet DD (transferred mentor)",
+                 "mentornet_dd_burnin50": "MentorNet DD, burn-in 50% (ablation, ours)"}
 
 
-def fig3(runs: pd.DataFrame, path: str | Path, noise: float = 0.4, dataset: str | None = None) -> Path:
+def _scale_text(scale: str | None) -> str:
+    return f"scale: {scale}" if scale else "scale: not given"
+
+
+def _seeds_text(seeds: Any) -> str:
+    return ",".join(map(str, sorted(int(s) for s in seeds)))
+
+
+def _mentor_summary(mentors_root: str | Path) -> dict[str, Any]:
+    p = Path(mentors_root) / "summary.json"
+    return read_json(p) if p.exists() else {}
+
+
+def _mentor_seeds(summary: dict[str, Any]) -> str:
+    """The seeds behind the fitted mentors (fit seed; DD burn-in StudentNet seed)."""
+    st = summary.get("settings", {})
+    fit, burn = st.get("fit", {}).get("seed"), st.get("dd", {}).get("burn_in_seed")
+    parts = []
+    if fit is not None:
+        parts.append(f"mentor fit seed {fit}")
+    if burn is not None:
+        parts.append(f"DD burn-in StudentNet seed {burn}")
+    return "; ".join(parts) if parts else "seeds: not recorded"
+
+
+def _mentor_label(name: str, summary: dict[str, Any]) -> str:
+    """'MentorNet DD (digits / small_cnn, noise 0.4)' for a mentor file stem."""
+    meta = summary.get("mentors", {}).get(name, {})
+    kind = meta.get("kind") or name.split("-")[0]
+    if kind == "pd":
+        return "MentorNet PD (predefined curriculum)"
+    ds, model, noise = meta.get("dataset"), meta.get("model"), meta.get("noise_rate")
+    if ds is None:   # dd-<dataset>-<model>-n<noise>
+        parts = name.split("-")
+        if len(parts) >= 4 and parts[-1].startswith("n"):
+            ds, model, noise = "-".join(parts[1:-2]), parts[-2], parts[-1][1:]
+    if ds is None:
+        return f"MentorNet {kind.upper()} ({name})"
+    return f"MentorNet {kind.upper()} ({ds} / {model}, noise {float(noise):g})"
+
+
+def fig3(runs: pd.DataFrame, path: str | Path, noise: float = 0.4, dataset: str | None = None,
+         scale: str | None = None) -> Path:
     """Fig. 3: (a) test error on clean test data, (b) training error on the corrupted labels
     against training iterations; one curve per method (mean over seeds)."""
     r = runs[np.isclose(runs["noise"].astype(float), noise) & (runs["status"] == "ok")]
@@ -261,9 +310,15 @@ def fig3(runs: pd.DataFrame, path: str | Path, noise: float = 0.4, dataset: str 
         dataset = counts.idxmax() if len(counts) else None
     r = r[r["dataset"] == dataset]
     hist = load_histories(r)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    seed_sets: dict[str, str] = {}
     if not hist.empty:
-        for method, g in hist.groupby("method", sort=True):
+        present = list(hist["method"].unique())
+        order = [m for m in METHOD_LABELS if m in present] + sorted(m for m in present if m not in METHOD_LABELS)
+        seed_sets = {m: _seeds_text(hist.loc[hist["method"] == m, "seed"].unique()) for m in order}
+        common = len(set(seed_sets.values())) == 1
+        for method in order:
+            g = hist[hist["method"] == method]
             rec = _first_record(r[r["method"] == method])
             bs = rec["config"]["batch_size"] if rec else 1
             steps = np.ceil(g["n_active"] / bs)
@@ -271,14 +326,24 @@ def fig3(runs: pd.DataFrame, path: str | Path, noise: float = 0.4, dataset: str 
                          train_err=1 - g["train_acc"])
             agg = g.groupby("epoch")[["iteration", "test_err", "train_err"]].mean()
             ls = METHOD_STYLE.get(method, "-")
-            axes[0].plot(agg["iteration"], agg["test_err"], ls, label=method)
-            axes[1].plot(agg["iteration"], agg["train_err"], ls, label=method)
+            label = METHOD_LABELS.get(method, method)
+            if not common:
+                label += f" (seeds {seed_sets[method]})"
+            axes[0].plot(agg["iteration"], agg["test_err"], ls, label=label)
+            axes[1].plot(agg["iteration"], agg["train_err"], ls, label=label)
+    if seed_sets and len(set(seed_sets.values())) == 1:
+        seeds_note = f"each curve = mean over seeds {next(iter(seed_sets.values()))} (no band)"
+    else:
+        seeds_note = "each curve = mean over the seeds in its legend entry (no band)"
     axes[0].set_title(f"(a) test error on clean test data\n{dataset}, noise {noise:g}", fontsize=9)
-    axes[1].set_title(f"(b) training error on corrupted labels\n{dataset}, noise {noise:g}", fontsize=9)
+    axes[1].set_title(f"(b) training error on the corrupted (noisy) labels\n{dataset}, noise {noise:g}",
+                      fontsize=9)
+    axes[0].set_ylabel("test error (1 − accuracy)")
+    axes[1].set_ylabel("training error on noisy labels (1 − accuracy)")
     for ax in axes:
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("error")
+        ax.set_xlabel("iteration (mini-batch steps)")
     axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"MentorNet Fig. 3 analogue — {_scale_text(scale)}; {seeds_note}", fontsize=9)
     fig.tight_layout()
     save_fig(fig, path)
     plt.close(fig)
@@ -294,43 +359,54 @@ def _mentors(mentors_root: str | Path) -> dict[str, Any]:
     return out
 
 
-def fig2(mentors_root: str | Path, path: str | Path, lam: float = 1.0, epoch: int = 50) -> Path:
+def fig2(mentors_root: str | Path, path: str | Path, lam: float = 1.0, epoch: int = 50,
+         scale: str | None = None) -> Path:
     """Fig. 2: learning objectives rho(l) = int_0^l g_m of the learned mentors (Proposition 1)
-    beside Huber, log-sum and self-paced (rho = min(l, lambda))."""
+    beside Huber, log-sum and self-paced (rho = min(l, lambda)). Without `scale`, the scale the
+    mentor stage recorded in summary.json is named."""
     from ..mentor.surface import robust_objective
 
+    summary = _mentor_summary(mentors_root)
+    scale = scale or summary.get("scale")
     x = np.linspace(0.0, 5.0, 201)
-    fig, ax = plt.subplots(1, 1, figsize=(6.5, 4.2))
-    ax.plot(x, x, color="0.6", lw=0.8, label="plain loss l")
+    fig, ax = plt.subplots(1, 1, figsize=(7.5, 5.0))
+    ax.plot(x, x, color="0.6", lw=0.8, label="plain loss ρ(ℓ) = ℓ")
     delta = 1.0
-    ax.plot(x, np.where(x <= delta, x**2 / 2, delta * (x - delta / 2)), label="Huber (delta=1)")
-    ax.plot(x, np.log1p(x / 0.5) * 0.5, label="log-sum (eps=0.5)")
-    ax.plot(x, np.minimum(x, lam), label=f"self-paced (lambda={lam:g})")
+    ax.plot(x, np.where(x <= delta, x**2 / 2, delta * (x - delta / 2)), label="Huber (δ = 1)")
+    ax.plot(x, np.log1p(x / 0.5) * 0.5, label="log-sum (ε = 0.5)")
+    ax.plot(x, np.minimum(x, lam), label=f"self-paced, ρ = min(ℓ, λ) (λ = {lam:g})")
     for name, (net, meta) in _mentors(mentors_root).items():
         ax.plot(x, robust_objective(net, x, lam, epoch), "--" if name == "pd" else "-",
-                label=f"MentorNet {name}")
-    ax.set_xlabel("sample loss l")
-    ax.set_ylabel("objective rho(l)")
-    ax.set_title(f"Robust objectives; learned mentors at lambda={lam:g}, epoch {epoch}%", fontsize=9)
-    ax.legend(fontsize=6)
+                label=_mentor_label(name, summary))
+    ax.set_xlabel("sample loss ℓ (cross-entropy)")
+    ax.set_ylabel(r"objective $\rho(\ell) = \int_0^\ell g_m$")
+    ax.set_title(f"MentorNet Fig. 2 analogue — robust objectives; {_scale_text(scale)}\n"
+                 f"learned mentors at λ = {lam:g}, epoch {epoch}%; {_mentor_seeds(summary)}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     save_fig(fig, path)
     plt.close(fig)
     return Path(path)
 
 
-def fig4(mentors_root: str | Path, path: str | Path, names: list[str] | None = None) -> Path:
+def fig4(mentors_root: str | Path, path: str | Path, names: list[str] | None = None,
+         scale: str | None = None) -> Path:
     """Fig. 4: the learned data-driven curriculum (weight over loss and loss - lambda), from the
-    surfaces the mentor stage recorded (results/mentors/surface_<mentor>.csv)."""
+    surfaces the mentor stage recorded (results/mentors/surface_<mentor>.csv). Without `scale`,
+    the scale the mentor stage recorded in summary.json is named."""
     root = Path(mentors_root)
+    summary = _mentor_summary(root)
+    scale = scale or summary.get("scale")
     files = sorted(root.glob("surface_dd-*.csv"))
     if names:
         files = [f for f in files if f.stem[len("surface_"):] in names]
     files = files[:4]
     epochs = sorted(pd.read_csv(files[0])["epoch"].unique()) if files else []
-    fig = plt.figure(figsize=(4.2 * max(len(epochs), 1), 3.6 * max(len(files), 1)))
+    height = 3.8 * max(len(files), 1) + 0.4
+    fig = plt.figure(figsize=(4.6 * max(len(epochs), 1), height))
     for r, f in enumerate(files):
         s = pd.read_csv(f)
+        mentor = _mentor_label(f.stem[len("surface_"):], summary)
         for c, e in enumerate(epochs):
             g = s[s["epoch"] == e]
             loss, diff = np.sort(g["loss"].unique()), np.sort(g["loss_diff"].unique())
@@ -338,12 +414,14 @@ def fig4(mentors_root: str | Path, path: str | Path, names: list[str] | None = N
             D, L = np.meshgrid(diff, loss)
             ax = fig.add_subplot(len(files), len(epochs), r * len(epochs) + c + 1, projection="3d")
             ax.plot_surface(D, L, V, cmap="viridis", linewidth=0, antialiased=False)
-            ax.set_xlabel("loss - lambda", fontsize=7)
-            ax.set_ylabel("loss", fontsize=7)
-            ax.set_zlabel("weight", fontsize=7)
+            ax.set_xlabel("loss − λ", fontsize=8)
+            ax.set_ylabel("loss ℓ", fontsize=8)
+            ax.set_zlabel("weight v", fontsize=8)
             ax.set_zlim(0, 1)
-            ax.set_title(f"{f.stem[len('surface_'):]}\nepoch {e}%", fontsize=8)
-    fig.tight_layout()
+            ax.set_title(f"{mentor}\ninput epoch percentage = {e}%", fontsize=8)
+    fig.suptitle(f"MentorNet Fig. 4 analogue — learned data-driven curriculum $g_m$(ℓ, ℓ − λ, epoch %); "
+                 f"{_scale_text(scale)}\n{_mentor_seeds(summary)}", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height))
     save_fig(fig, path)
     plt.close(fig)
     return Path(path)
