@@ -86,6 +86,16 @@ def test_no_op_repro_is_up_to_date_and_reports_are_byte_identical(repo):
     assert before and all(before[p] == after[p] for p in before)
 
 
+def test_a_variant_reruns_only_the_cells_of_the_changed_method(repo):
+    r = sh(["dvc", "exp", "run", "-S", "methods.focal.gamma=1.0"], repo)
+    out = r.stdout + r.stderr
+    assert "mentornet: 18 runs, 2 trained now, 16 up to date" in out
+    assert "foundation: 4 runs, 0 trained now" in out and "lgl: 16 runs, 0 trained now" in out
+    shown = sh(["dvc", "exp", "show", "--csv"], repo).stdout
+    header = shown.splitlines()[0]
+    assert "methods.focal.gamma" in header and "mentornet.digits-small_cnn-n0.4-focal.test_acc" in header
+
+
 def _history(run_dir: Path) -> list:
     h = pd.read_csv(run_dir / "history.csv")
     h = h.drop(columns=[c for c in h.columns if c.endswith(("_time_s", "_cpu_s"))])  # clocks differ

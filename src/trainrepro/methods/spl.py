@@ -18,6 +18,7 @@ from observed losses, Sec. 3) or `threshold` (Kumar's lambda <- mu * lambda per 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -60,7 +61,7 @@ def fraction_threshold(losses: torch.Tensor, fraction: float, hardest: bool = Fa
     return float(s[k]) if k < n else math.inf
 
 
-class SelfPacedSelection(Method):
+class SelfPacedSelection(Method, ABC):
     """Shared pace of SPL / SPL_INV / SPLD; subclasses define `select(losses, groups, epoch)`."""
 
     defaults = {
@@ -95,8 +96,9 @@ class SelfPacedSelection(Method):
             return self.threshold(epoch)
         return fraction_threshold(losses, self.fraction(epoch), self.hardest_first)
 
+    @abstractmethod
     def select(self, losses: torch.Tensor, groups: torch.Tensor, epoch: int) -> torch.Tensor:
-        raise NotImplementedError
+        """v (bool per training sample) from the current losses; sets self.lam."""
 
     def active_subset(self, epoch: int) -> torch.Tensor:
         idx = self.trainer.data.train_idx
