@@ -184,7 +184,11 @@ class Trainer:
 
     def try_resume(self) -> bool:
         path = self.checkpoint_path
-        if path is None or not path.exists():
+        if path is None:
+            return False
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a write cut short by a kill
+            stale.unlink()
+        if not path.exists():
             return False
         try:
             ck = torch.load(path, map_location=self.device, weights_only=False)
