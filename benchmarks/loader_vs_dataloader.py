@@ -64,22 +64,28 @@ def step(model, opt, x, y):
     return loss
 
 
+def images_per_s(batches, model, opt, epochs, device, amp) -> float:
+    """Train on `batches()` (an iterable of (x, y) on the device per epoch): one warm-up
+    epoch, then `epochs` timed ones; returns images per second."""
+    for e in range(epochs + 1):
+        if e == 1:
+            sync(device)
+            t, n = time.perf_counter(), 0
+        for x, y in batches():
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                step(model, opt, x, y)
+            if e >= 1:
+                n += len(y)
+    sync(device)
+    return n / (time.perf_counter() - t)
+
+
 def bench_engine(ds, model, opt, bs, epochs, device, augment, amp):
     data = DeviceData(ds, device, augment="crop_flip" if augment else "none",
                       channels_last=device.type == "cuda")
     g = torch.Generator().manual_seed(0)
-    n = 0
-    for e in range(epochs + 1):
-        if e == 1:
-            sync(device)
-            t = time.perf_counter()
-            n = 0
-        for b in data.train_batches(data.train_idx, bs, g):
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                step(model, opt, b.x, b.y)
-            n += len(b.y)
-    sync(device)
-    return n / (time.perf_counter() - t)
+    return images_per_s(lambda: ((b.x, b.y) for b in data.train_batches(data.train_idx, bs, g)),
+                        model, opt, epochs, device, amp)
 
 
 def bench_dataloader(ds, model, opt, bs, epochs, device, augment, amp, workers):
@@ -87,21 +93,14 @@ def bench_dataloader(ds, model, opt, bs, epochs, device, augment, amp, workers):
     loader = DataLoader(PlainDataset(ds.x_pool, ds.y_pool, augment, norm["mean"], norm["std"]),
                         batch_size=bs, shuffle=True, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-    n = 0
-    for e in range(epochs + 1):
-        if e == 1:
-            sync(device)
-            t = time.perf_counter()
-            n = 0
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+    def batches():
         for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                step(model, opt, x, y)
-            n += len(y)
-    sync(device)
-    return n / (time.perf_counter() - t)
+            yield (x.to(device, non_blocking=True).contiguous(memory_format=fmt),
+                   y.to(device, non_blocking=True))
+
+    return images_per_s(batches, model, opt, epochs, device, amp)
 
 
 def sync(device):
