@@ -43,7 +43,7 @@ def test_the_committed_params_are_valid_and_expand():
     ("train.schedule_args", {"gama": 0.1}, r"schedule_args\.gama: unknown argument"),
     ("noise.kind", "uniform", r"noise\.kind: unknown noise model 'uniform'"),
     ("profile", "huge", r"profile: unknown profile 'huge'; allowed: "),
-    ("profiles.quick.studies.foundation.0.noise", [0.2, 1.3], r"foundation\[0\]\.noise: 1\.3 is out of range \[0\.0, 1\.0\]"),
+    ("profiles.quick.studies.foundation.0.noise", [0.2, 1.3], r"foundation\[0\]\.noise: 1\.3 is out of range \(allowed: \[0\.0, 1\.0\]\)"),
     ("profiles.quick.studies.foundation.0.methods", ["fullmodle"], r"unknown method 'fullmodle'; allowed: "),
     ("profiles.quick.studies.foundation.0.datasets", ["digitz"], r"unknown dataset 'digitz'"),
     ("datasets.digits.source", "digitz", r"datasets\.digits\.source: unknown dataset source 'digitz'; allowed: .*cifar10"),
@@ -76,6 +76,6 @@ def test_stage_exits_nonzero_with_one_line_and_leaves_outputs_untouched(tmp_path
     r = _run_stage(tmp_path, stage, edited("train.epochs", -3))
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert lines == ["error: train.epochs: -3 is out of range [1, None]"]
+    assert lines == ["error: train.epochs: -3 is out of range (allowed: >= 1)"]
     assert sentinel.read_text() == "{}" and prepared.read_text() == "x"
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["keep.json", "keep.txt", "params.yaml"]

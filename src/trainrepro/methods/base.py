@@ -51,7 +51,9 @@ def check_value(key: str, value: Any, default: Any, rng: tuple | None = None,
     if rng is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = rng
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ConfigError(f"{key}: {value!r} is out of range [{lo}, {hi}]")
+            bound = (f"[{lo}, {hi}]" if lo is not None and hi is not None
+                     else f">= {lo}" if lo is not None else f"<= {hi}")
+            raise ConfigError(f"{key}: {value!r} is out of range (allowed: {bound})")
 
 
 class Method:
