@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+DVC = [sys.executable, "-m", "dvc"]  # the dvc of this interpreter, whatever PATH says
 pytestmark = pytest.mark.slow
 
 
@@ -60,7 +61,7 @@ def repo(tmp_path_factory) -> Path:
 
 
 def test_dvc_repro_runs_the_whole_pipeline_on_the_tiny_profile(repo):
-    sh(["dvc", "repro"], repo)
+    sh([*DVC, "repro"], repo)
     for out in ("reports/claims.md", "reports/metrics.json", "reports/html/overview.html",
                 "reports/executed/overview.ipynb", "reports/tables/cells_foundation.md",
                 "reports/tables/cells_foundation.tex", "reports/tables/cells_foundation.csv",
@@ -78,20 +79,20 @@ def test_no_op_repro_is_up_to_date_and_reports_are_byte_identical(repo):
     before = {p: p.read_bytes() for p in (repo / "reports").rglob("*")
               if p.is_file() and p.parent.name in ("executed", "html", "figures")}
     t = time.perf_counter()
-    r = sh(["dvc", "repro"], repo)
+    r = sh([*DVC, "repro"], repo)
     assert "up to date" in r.stdout
     assert time.perf_counter() - t < 10
-    sh(["dvc", "repro", "--force", "report"], repo)  # identical inputs -> identical bytes
+    sh([*DVC, "repro", "--force", "report"], repo)  # identical inputs -> identical bytes
     after = {p: p.read_bytes() for p in before}
     assert before and all(before[p] == after[p] for p in before)
 
 
 def test_a_variant_reruns_only_the_cells_of_the_changed_method(repo):
-    r = sh(["dvc", "exp", "run", "-S", "methods.focal.gamma=1.0"], repo)
+    r = sh([*DVC, "exp", "run", "-S", "methods.focal.gamma=1.0"], repo)
     out = r.stdout + r.stderr
     assert "mentornet: 18 runs, 2 trained now, 16 up to date" in out
     assert "foundation: 4 runs, 0 trained now" in out and "lgl: 16 runs, 0 trained now" in out
-    shown = sh(["dvc", "exp", "show", "--csv"], repo).stdout
+    shown = sh([*DVC, "exp", "show", "--csv"], repo).stdout
     header = shown.splitlines()[0]
     assert "methods.focal.gamma" in header and "mentornet.digits-small_cnn-n0.4-focal.test_acc" in header
 
@@ -105,10 +106,10 @@ def _history(run_dir: Path) -> list:
 def test_killed_train_stage_resumes_under_dvc_repro_with_identical_metrics(repo):
     set_params(repo, profiles__tiny__train={"epochs": 25, "model_args": {"width": 16}})
     # Reference: the same runs uninterrupted, into another results folder.
-    sh(["dvc", "repro", "prepare"], repo)
+    sh([*DVC, "repro", "prepare"], repo)
     sh([sys.executable, "stages/train.py", "foundation", "--results", "ref"], repo)
     env = {**os.environ, "PYTHONPATH": str(repo / "src")}
-    proc = subprocess.Popen(["dvc", "repro", "train_foundation"], cwd=repo, env=env,
+    proc = subprocess.Popen([*DVC, "repro", "train_foundation"], cwd=repo, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list((repo / "results").rglob("checkpoint.pt")):
@@ -117,7 +118,7 @@ def test_killed_train_stage_resumes_under_dvc_repro_with_identical_metrics(repo)
     proc.wait()
     interrupted = list((repo / "results").rglob("checkpoint.pt"))
     assert interrupted, "the stage finished before it could be killed"
-    sh(["dvc", "repro", "train_foundation"], repo)
+    sh([*DVC, "repro", "train_foundation"], repo)
     index = json.loads((repo / "results/foundation/index.json").read_text())
     resumed = 0
     for run in index["runs"]:
