@@ -88,7 +88,7 @@ def test_loss_hook_replaces_the_objective(prepared_digits):
 
 
 class Wrapped(Method):
-    """wrap_model + make_optimizer + on_epoch_end (stop early)."""
+    """wrap_model + on_epoch_end (stop early); the optimizer comes from the registry."""
     family = "test_wrap"
 
     def wrap_model(self, model):
@@ -96,16 +96,13 @@ class Wrapped(Method):
         model.register_parameter("test_extra", self.extra)
         return model
 
-    def make_optimizer(self, model):
-        return torch.optim.Adam(model.parameters(), lr=1e-3)
-
     def on_epoch_end(self, epoch, metrics):
         self.seen = metrics["val_acc"]
         return epoch == 1
 
 
 def test_wrap_model_optimizer_and_epoch_end_hooks(data):
-    t = Trainer(train_cfg(epochs=5), data, Wrapped, {})
+    t = Trainer(train_cfg(epochs=5, optimizer="adam", optimizer_args={}, lr=1e-3), data, Wrapped, {})
     t.fit()
     assert isinstance(t.optimizer, torch.optim.Adam)
     assert any(p is t.method.extra for g in t.optimizer.param_groups for p in g["params"])

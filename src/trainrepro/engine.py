@@ -2,7 +2,9 @@
 
 The engine owns device placement, the batch loop, mixed precision, evaluation, the
 reported-epoch rule, logging, checkpoints/resume, divergence detection and seeding; methods
-only implement the hooks of `methods.base.Method`.
+only implement the hooks of `methods.base.Method` and see the trainer through
+`methods.base.TrainerView`. The engine never imports a method's module. Optimizers receive the
+loss through `step(closure)` (contract: `optim/__init__.py`).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from .data.loader import DeviceData
 from .io import atomic_write_text, torch_save, write_json
 from .methods.base import Method
 from .models import build as build_model
-from .optim import build_optimizer, lr_factor
+from .optim import apply_schedule, build_optimizer, lr_factor
 
 HISTORY_COLUMNS = ["epoch", "phase", "lr", "n_active", "train_loss", "train_acc", "val_loss",
                    "val_acc", "test_loss", "test_acc", "epoch_time_s"]
@@ -110,14 +112,9 @@ class Trainer:
 
     # --- pieces methods may call -------------------------------------------------------------
     def build_optimizer(self) -> torch.optim.Optimizer:
-        opt = self.method.make_optimizer(self.model)
-        if opt is None:
-            opt = build_optimizer(self.cfg["optimizer"], self.model.parameters(),
-                                  lr=float(self.cfg["lr"]), weight_decay=float(self.cfg["weight_decay"]),
-                                  args=self.cfg.get("optimizer_args", {}))
-        for g in opt.param_groups:
-            g.setdefault("base_lr", g["lr"])
-        return opt
+        return build_optimizer(self.cfg["optimizer"], self.model, lr=float(self.cfg["lr"]),
+                               weight_decay=float(self.cfg["weight_decay"]),
+                               args=self.cfg.get("optimizer_args", {}))
 
     def restart_schedule(self, epoch: int, total: int | None = None) -> None:
         """Restart the lr schedule at `epoch` (lr back to its initial value)."""
@@ -223,30 +220,38 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         default_loss = type(self.method).loss is Method.loss
+        create_graph = bool(getattr(self.optimizer, "create_graph", False))
+        clip = float(self.cfg.get("grad_clip") or 0.0)
         for i, batch in enumerate(self.data.train_batches(indices, bs, self.generator)):
             progress = (epoch + i / steps) / self.epochs
-            with self.autocast():
-                logits = self.forward(batch.x)
-            logits = logits.float()
-            per_sample = self.method.loss(logits, batch.y, batch)
-            v = self.method.sample_weights(batch, per_sample.detach(), progress)
-            if v is None:
-                loss = per_sample.mean()
-            else:
-                v = v.detach()
-                denom = (v.sum().clamp_min(1e-12) if self.method.weight_normalisation == "weights"
-                         else float(len(per_sample)))
-                loss = (v * per_sample).sum() / denom
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.cfg.get("grad_clip"):
-                nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg["grad_clip"]))
-            self.optimizer.step()
-            with torch.no_grad():  # train loss on the noisy labels, accumulated on the device
-                ce = per_sample.detach() if default_loss else F.cross_entropy(
-                    logits.detach(), batch.y, reduction="none")
-                loss_sum += ce.sum()
-                correct += (logits.detach().argmax(1) == batch.y).sum()
+
+            def closure(batch=batch, progress=progress) -> torch.Tensor:
+                """Forward and backward of this batch (torch's optimizer closure contract)."""
+                nonlocal loss_sum, correct
+                self.optimizer.zero_grad(set_to_none=True)
+                with self.autocast():
+                    logits = self.method.forward(self.forward, batch)
+                logits = logits.float()
+                per_sample = self.method.loss(logits, batch.y, batch)
+                v = self.method.sample_weights(batch, per_sample.detach(), progress)
+                if v is None:
+                    loss = per_sample.mean()
+                else:
+                    v = v.detach()
+                    denom = (v.sum().clamp_min(1e-12) if self.method.weight_normalisation == "weights"
+                             else float(len(per_sample)))
+                    loss = (v * per_sample).sum() / denom
+                loss.backward(create_graph=create_graph)
+                if clip:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                with torch.no_grad():  # train loss on the noisy labels, accumulated on the device
+                    ce = per_sample.detach() if default_loss else F.cross_entropy(
+                        logits.detach(), batch.y, reduction="none")
+                    loss_sum += ce.sum()
+                    correct += (logits.detach().argmax(1) == batch.y).sum()
+                return loss
+
+            self.optimizer.step(closure)
         n = max(len(indices), 1)
         return {"n_active": int(len(indices)), "train_loss": float(loss_sum) / n,
                 "train_acc": float(correct) / n}
@@ -274,8 +279,7 @@ class Trainer:
             self.method.on_epoch_start(epoch)
             factor = lr_factor(self.cfg["schedule"], epoch - self.phase_start,
                                self.schedule_total, self.cfg.get("schedule_args", {}))
-            for g in self.optimizer.param_groups:
-                g["lr"] = g["base_lr"] * factor
+            apply_schedule(self.optimizer, factor)
             row: dict[str, Any] = {"epoch": epoch, "phase": phase,
                                    "lr": self.optimizer.param_groups[0]["lr"]}
             tt, tc = time.perf_counter(), time.process_time()
@@ -318,7 +322,7 @@ class Trainer:
             "peak_memory_mb": (torch.cuda.max_memory_allocated(self.device) / 2**20 if self.cuda
                                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "peak_memory_kind": "cuda max allocated" if self.cuda else "process max RSS",
-            "method_summary": getattr(self.method, "summary", lambda: {})(),
+            "method_summary": self.method.summary(),
         }
         if self.run_dir is not None:
             self.write_record(record)

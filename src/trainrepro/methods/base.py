@@ -1,16 +1,28 @@
 """The Method interface: the hooks through which every paper's twist enters the one engine.
 
-A method overrides only the hooks it needs (DESIGN.md section 2):
+A method overrides only the hooks it needs (DESIGN.md section 2). The engine calls them in
+this order; every hook is listed with its real signature:
 
-| hook                              | used by                                   |
-|-----------------------------------|-------------------------------------------|
-| `wrap_model(model)`               | Goldberger layer, alternation (HT-ReLU)   |
-| `make_optimizer(model, cfg)`      | LLb-SGD, optimizer comparisons            |
-| `active_subset(epoch)`            | LGL steps, SPL / SPL_INV                  |
-| `on_phase_change(phase)`          | LGL (lr reset, classifier re-init)        |
-| `loss(logits, targets, batch)`    | Reed soft/hard, Goldberger, focal         |
-| `sample_weights(batch, loss, p)`  | MentorNet, self-paced, SPLD               |
-| `on_epoch_end(epoch, metrics)`    | alternation masks, LGL convergence, ...   |
+| hook                                             | when                               | used by                        |
+|--------------------------------------------------|------------------------------------|--------------------------------|
+| `resolve_run(spec, results_root) -> dict` (cls)  | before the run, in the train stage | MentorNet (mentor file), Forgetting (dropout) |
+| `planned_epochs(epochs) -> int`                  | once, at construction              | LGL (m steps), matched baseline |
+| `wrap_model(model) -> nn.Module`                 | once, before the optimizer is built | Forgetting, Goldberger, alternation (HT units) |
+| `phase(epoch) -> int`                            | every epoch start                  | LGL steps                      |
+| `on_phase_change(phase)`                         | when `phase` changes               | LGL (lr reset, classifier re-init) |
+| `on_epoch_start(epoch)`                          | every epoch, after the phase check | MentorNet, SPL, LGL, self-paced |
+| `active_subset(epoch) -> Tensor or None`         | every epoch                        | LGL steps, SPL / SPL_INV / SPLD |
+| `forward(net, batch) -> logits`                  | every training step                | alternation (per-example masks by `batch.idx`) |
+| `loss(logits, targets, batch) -> (B,)`           | every training step                | Reed, Goldberger, focal        |
+| `sample_weights(batch, per_sample_loss, progress) -> (B,) or None` | every step       | MentorNet, self-paced, focal   |
+| `on_epoch_end(epoch, metrics) -> bool (stop)`    | after evaluation                   | MentorNet record, LGL, alternation |
+| `epoch_metrics() -> dict`                        | into the epoch's history row       | MentorNet, SPL, LGL            |
+| `summary() -> dict`                              | into the run record                | MentorNet, LGL, Goldberger     |
+| `state_dict()` / `load_state_dict(state)`        | checkpoints / resume               | every stateful method          |
+
+The optimizer is not a method hook: optimizers come from the optimizer registry, are built from
+the model, and receive the loss through torch's `step(closure)` (see `optim/__init__.py`).
+Methods see the trainer only through `TrainerView`.
 
 Hyper-parameters are declared in `defaults` (types are taken from the defaults), with
 optional `ranges` (key -> (low, high), inclusive) and `choices` (key -> allowed values);
@@ -18,42 +30,51 @@ optional `ranges` (key -> (low, high), inclusive) and `choices` (key -> allowed 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import ConfigError
+from ..registry import ConfigError, check_value
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..data.loader import Batch
-    from ..engine import Trainer
+if TYPE_CHECKING:  # pragma: no cover  (type names only; no import cycle at run time)
+    from ..data.loader import Batch, DeviceData
 
 
-def check_value(key: str, value: Any, default: Any, rng: tuple | None = None,
-                choices: list | None = None) -> None:
-    """Raise ConfigError naming `key` if `value` does not fit the default's type/range/choices."""
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{key}: {value!r} is not allowed; allowed: {', '.join(map(str, choices))}")
-    if default is not None:
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
-            raise ConfigError(f"{key}: expected {type(default).__name__}, got "
-                              f"{type(value).__name__} {value!r}")
-    if rng is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-        lo, hi = rng
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            bound = (f"[{lo}, {hi}]" if lo is not None and hi is not None
-                     else f">= {lo}" if lo is not None else f"<= {hi}")
-            raise ConfigError(f"{key}: {value!r} is out of range (allowed: {bound})")
+class TrainerView(Protocol):
+    """What a method may read and call on the engine's trainer (and nothing else).
+
+    cfg        the run's resolved config (read only)
+    data       the device-resident dataset (`DeviceData`: train_idx, noisy, true, clean_idx, ...)
+    device     where the model and data live
+    epochs     planned epochs of this run
+    generator  the run's CPU RNG for sampling (checkpointed with the run)
+    model      the (wrapped) model being trained
+    optimizer  its optimizer (param_groups may be read; methods that scale weight decay write it)
+    run_dir    the run's output directory, or None for runs without a record
+    """
+    cfg: dict[str, Any]
+    data: "DeviceData"
+    device: torch.device
+    epochs: int
+    generator: torch.Generator
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    run_dir: Path | None
+
+    def predict(self, indices: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Logits (float32) for pool indices: eval mode, no augmentation, no gradient."""
+        ...
+
+    def restart_schedule(self, epoch: int, total: int | None = None) -> None:
+        """Restart the lr schedule at `epoch` (lr back to its initial value)."""
+        ...
+
+    def reset_optimizer_state(self) -> None:
+        """Drop momentum / adaptive statistics, keeping the parameter groups."""
+        ...
 
 
 class Method:
@@ -67,7 +88,7 @@ class Method:
     # code), "weights" by sum_i v_i. Methods may expose it as a parameter.
     weight_normalisation: str = "batch"
 
-    def __init__(self, params: dict[str, Any], trainer: "Trainer"):
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
         self.p = {**self.defaults, **params}
         self.trainer = trainer
 
@@ -96,14 +117,6 @@ class Method:
     def wrap_model(self, model: nn.Module) -> nn.Module:
         return model
 
-    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer | None:
-        """Return an optimizer to replace the configured one, or None to keep it."""
-        return None
-
-    def active_subset(self, epoch: int) -> torch.Tensor | None:
-        """Pool indices to train on this epoch; None = the whole training split."""
-        return None
-
     def phase(self, epoch: int) -> int:
         """Training phase; when it changes the engine calls `on_phase_change` first."""
         return 0
@@ -113,6 +126,15 @@ class Method:
 
     def on_epoch_start(self, epoch: int) -> None:
         return None
+
+    def active_subset(self, epoch: int) -> torch.Tensor | None:
+        """Pool indices to train on this epoch; None = the whole training split."""
+        return None
+
+    def forward(self, net: Callable[[torch.Tensor], torch.Tensor], batch: "Batch") -> torch.Tensor:
+        """Logits of a training batch. `net` is the (possibly compiled) model; a method that keeps
+        per-example state (stored masks) binds it here through `batch.idx`."""
+        return net(batch.x)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, batch: "Batch") -> torch.Tensor:
         """Per-sample training loss, shape (B,)."""
@@ -129,6 +151,10 @@ class Method:
 
     def epoch_metrics(self) -> dict[str, float]:
         """Extra numbers for this epoch's history row (e.g. mean weight, lambda)."""
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        """What the run record keeps about the method (e.g. the mentor used, LGL's order)."""
         return {}
 
     def state_dict(self) -> dict[str, Any]:

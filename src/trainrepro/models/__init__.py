@@ -15,32 +15,11 @@ from typing import Any
 
 from torch import nn
 
-from trainrepro.models.allcnn import allcnn_a, allcnn_b, allcnn_c
-from trainrepro.models.cifarnet import cifarnet
-from trainrepro.models.nin import nin
-from trainrepro.models.resnet import resnet18, resnet34
-from trainrepro.models.small import mlp, small_cnn
-from trainrepro.models.vgg import vgg16
-from trainrepro.models.wide_resnet import wide_resnet_mentornet
-from trainrepro.registry import ConfigError, Registry
+from trainrepro.models import allcnn, cifarnet, nin, resnet, small, vgg, wide_resnet  # noqa: F401  (register)
+from trainrepro.models._common import MODELS
+from trainrepro.registry import ConfigError
 
 __all__ = ["MODELS", "build", "model_kwargs"]
-
-MODELS = Registry("model")
-for _name, _ctor in {
-    "mlp": mlp,
-    "small_cnn": small_cnn,
-    "allcnn_a": allcnn_a,
-    "allcnn_b": allcnn_b,
-    "allcnn_c": allcnn_c,
-    "nin": nin,
-    "vgg16": vgg16,
-    "resnet18": resnet18,
-    "resnet34": resnet34,
-    "wide_resnet_mentornet": wide_resnet_mentornet,
-    "cifarnet": cifarnet,
-}.items():
-    MODELS.register(_name)(_ctor)
 
 _COMMON = ("num_classes", "in_channels", "image_size")
 

@@ -1,9 +1,12 @@
-"""Small helpers shared by the model families (argument checks, dropout, sizes)."""
+"""The model registry and small helpers shared by the model families (argument checks,
+dropout, sizes)."""
 from __future__ import annotations
 
 from torch import nn
 
-from trainrepro.registry import ConfigError
+from trainrepro.registry import ConfigError, Registry
+
+MODELS = Registry("model")  # filled by @MODELS.register in each model module
 
 
 def check_rate(model: str, name: str, p: float) -> float:

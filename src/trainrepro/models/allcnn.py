@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from trainrepro.models._common import check_common, check_rate, conv_out, dropout as make_dropout
+from trainrepro.models._common import MODELS, check_common, check_rate, conv_out, dropout as make_dropout
 from trainrepro.registry import ConfigError
 
 # One stage = list of (kernel, stride); the last layer of a stage is the stride-2 one.
@@ -83,18 +83,21 @@ def _build(variant: str, num_classes: int, in_channels: int, image_size: int, dr
     )
 
 
+@MODELS.register("allcnn_a")
 def allcnn_a(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0,
              input_dropout: float = 0.2, hidden_dropout: float = 0.5, batchnorm: bool = False) -> AllCNN:
     """ALL-CNN-A: 5x5 convs (96, 192), each followed by a 3x3 stride-2 conv."""
     return _build("a", num_classes, in_channels, image_size, dropout, input_dropout, hidden_dropout, batchnorm)
 
 
+@MODELS.register("allcnn_b")
 def allcnn_b(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0,
              input_dropout: float = 0.2, hidden_dropout: float = 0.5, batchnorm: bool = False) -> AllCNN:
     """ALL-CNN-B: like A with a 1x1 conv after each 5x5 conv."""
     return _build("b", num_classes, in_channels, image_size, dropout, input_dropout, hidden_dropout, batchnorm)
 
 
+@MODELS.register("allcnn_c")
 def allcnn_c(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0,
              input_dropout: float = 0.2, hidden_dropout: float = 0.5, batchnorm: bool = False) -> AllCNN:
     """ALL-CNN-C: two 3x3 convs then a 3x3 stride-2 conv per stage (96, 192)."""

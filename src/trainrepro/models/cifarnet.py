@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from trainrepro.models._common import check_common, check_rate, conv_out, dropout as make_dropout
+from trainrepro.models._common import MODELS, check_common, check_rate, conv_out, dropout as make_dropout
 
 
 class CifarNet(nn.Module):
@@ -34,6 +34,7 @@ class CifarNet(nn.Module):
         return self.classifier(self.dropout(self.fc(self.features(x))))
 
 
+@MODELS.register("cifarnet")
 def cifarnet(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0) -> CifarNet:
     """MentorNet's "inception" StudentNet (CifarNet-like) for any square input size."""
     check_common("cifarnet", num_classes, in_channels, image_size)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from trainrepro.models._common import check_common, check_rate, dropout as make_dropout
+from trainrepro.models._common import MODELS, check_common, check_rate, dropout as make_dropout
 from trainrepro.registry import ConfigError
 
 _BLOCKS = ((96, 64, 48), (128, 96, 48), (128, 96))
@@ -43,6 +43,7 @@ class NIN(nn.Module):
         return self.pool(self.classifier(self.dropout(self.features(x))))
 
 
+@MODELS.register("nin")
 def nin(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0,
         hidden_dropout: float = 0.5, batchnorm: bool = False) -> NIN:
     """NIN for 28x28 / 32x32 input (needs image_size >= 5 for the two 3x3/2 pools)."""

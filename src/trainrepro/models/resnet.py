@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from trainrepro.models._common import check_common, check_positive, check_rate, dropout as make_dropout
+from trainrepro.models._common import MODELS, check_common, check_positive, check_rate, dropout as make_dropout
 
 
 class BasicBlock(nn.Module):
@@ -63,11 +63,13 @@ def _resnet(name: str, blocks: Sequence[int], num_classes: int, in_channels: int
     return ResNet(blocks, num_classes, in_channels, check_positive(name, "width", width), check_rate(name, "dropout", dropout))
 
 
+@MODELS.register("resnet18")
 def resnet18(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0, width: int = 64) -> ResNet:
     """CIFAR ResNet-18: BasicBlocks [2, 2, 2, 2] (width = first-stage channels)."""
     return _resnet("resnet18", (2, 2, 2, 2), num_classes, in_channels, image_size, dropout, width)
 
 
+@MODELS.register("resnet34")
 def resnet34(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0, width: int = 64) -> ResNet:
     """CIFAR ResNet-34: BasicBlocks [3, 4, 6, 3] (width = first-stage channels)."""
     return _resnet("resnet34", (3, 4, 6, 3), num_classes, in_channels, image_size, dropout, width)

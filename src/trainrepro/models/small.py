@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from trainrepro.models._common import (
+    MODELS,
     check_common,
     check_int_list,
     check_positive,
@@ -39,6 +40,7 @@ class MLP(nn.Module):
         return self.classifier(self.dropout(self.features(x)))
 
 
+@MODELS.register("mlp")
 def mlp(
     num_classes: int,
     in_channels: int,
@@ -75,6 +77,7 @@ class SmallCNN(nn.Module):
         return self.classifier(self.dropout(self.fc(self.features(x))))
 
 
+@MODELS.register("small_cnn")
 def small_cnn(
     num_classes: int,
     in_channels: int,

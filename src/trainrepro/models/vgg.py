@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from trainrepro.models._common import check_common, check_positive, check_rate, dropout as make_dropout
+from trainrepro.models._common import MODELS, check_common, check_positive, check_rate, dropout as make_dropout
 
 _CFG_VGG16: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
@@ -39,6 +39,7 @@ class VGG(nn.Module):
         return self.classifier(self.dropout(self.features(x)))
 
 
+@MODELS.register("vgg16")
 def vgg16(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0,
           width_divisor: int = 1) -> VGG:
     """CIFAR VGG-16 with BN (width_divisor > 1 shrinks every layer, for tests and quick runs)."""

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainrepro.models._common import (
+    MODELS,
     check_common,
     check_int_list,
     check_positive,
@@ -89,6 +90,7 @@ class WideResNet(nn.Module):
         return self.classifier(self.dropout(self.head(self.blocks(self.stem(x)))))
 
 
+@MODELS.register("wide_resnet_mentornet")
 def wide_resnet_mentornet(
     num_classes: int,
     in_channels: int,

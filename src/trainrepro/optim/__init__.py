@@ -1,103 +1,122 @@
-"""Optimizer and learning-rate-schedule registries.
+"""The optimizer registry and the engine's optimizer contract.
 
-Optimizers are built by name from `train.optimizer` with `train.optimizer_args`; schedules
-are pure functions `factor(epoch, total, **args)` of the epoch within the current phase, so a
-method that restarts training (LGL) restarts the schedule by moving the phase start.
+An optimizer is built from the model: `build_optimizer(name, model, lr, weight_decay, args)`
+calls the registered builder `builder(model, lr=, weight_decay=, **args)`, so an optimizer can
+make one parameter group per layer (LLb-SGD). The contract every registered optimizer keeps:
+
+- `step(closure)` as in torch: the engine's closure zeroes the gradients, runs the forward and
+  backward pass of the current batch and returns the loss; an optimizer calls it exactly once
+  per step (the engine accumulates its epoch statistics inside it). An optimizer that needs a
+  second backward (Hessian-vector products) sets the attribute `create_graph = True`.
+- The engine's schedule sets, at every epoch start, `group["lr"] = group["base_lr"] * factor *
+  group["lr_scale"]`. An optimizer that adapts rates per group keeps its adaptation in
+  `group["lr_scale"]` (as timm keeps layer decay in lr_scale) and, when it changes it inside an
+  epoch, rescales `group["lr"]` by the same ratio; the schedule never overwrites it.
+
+The standard optimizers are a table of name -> torch class and our defaults; where torch's
+definition differs from the original paper of an optimizer, the table's comment says so.
 """
 from __future__ import annotations
 
-import inspect
-import math
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
+import torch.nn as nn
 
 from ..registry import ConfigError, Registry
+from .schedules import SCHEDULES
 
-OPTIMIZERS = Registry("optimizer")
-SCHEDULES = Registry("lr schedule")
-
-
-@OPTIMIZERS.register("sgd")
-def sgd(params: Iterable, lr: float, weight_decay: float, momentum: float = 0.9,
-        nesterov: bool = False, dampening: float = 0.0) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov,
-                           dampening=dampening, weight_decay=weight_decay)
+Builder = Callable[..., torch.optim.Optimizer]
 
 
-@OPTIMIZERS.register("nag")
-def nag(params: Iterable, lr: float, weight_decay: float, momentum: float = 0.9) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """A registered optimizer: its builder and the extra arguments it takes (with defaults)."""
+    name: str
+    build: Builder
+    args: dict[str, Any] = field(default_factory=dict)
 
 
-@OPTIMIZERS.register("adam")
-def adam(params: Iterable, lr: float, weight_decay: float, beta1: float = 0.9,
-         beta2: float = 0.999, eps: float = 1e-8) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+OPTIMIZERS: Registry = Registry("optimizer")
 
 
-@OPTIMIZERS.register("adagrad")
-def adagrad(params: Iterable, lr: float, weight_decay: float, eps: float = 1e-10) -> torch.optim.Optimizer:
-    return torch.optim.Adagrad(params, lr=lr, eps=eps, weight_decay=weight_decay)
+def register_optimizer(name: str, **args: Any) -> Callable[[Builder], Builder]:
+    """Decorator: register `builder(model, lr, weight_decay, **args)` under `name`; `args` are
+    the optimizer-specific arguments and their defaults (what `optimizer_args` may set)."""
+    def deco(fn: Builder) -> Builder:
+        OPTIMIZERS.register(name)(OptimizerSpec(name, fn, dict(args)))
+        return fn
+
+    return deco
 
 
-@OPTIMIZERS.register("adadelta")
-def adadelta(params: Iterable, lr: float, weight_decay: float, rho: float = 0.9,
-             eps: float = 1e-6) -> torch.optim.Optimizer:
-    return torch.optim.Adadelta(params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+def torch_kwargs(args: dict[str, Any]) -> dict[str, Any]:
+    """Our flat argument names -> torch's (beta1, beta2 -> betas)."""
+    out = dict(args)
+    if "beta1" in out or "beta2" in out:
+        out["betas"] = (out.pop("beta1", 0.9), out.pop("beta2", 0.999))
+    return out
 
 
-@OPTIMIZERS.register("rmsprop")
-def rmsprop(params: Iterable, lr: float, weight_decay: float, alpha: float = 0.99,
-            momentum: float = 0.0, eps: float = 1e-8) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, momentum=momentum, eps=eps,
-                               weight_decay=weight_decay)
+# name: (torch class, our defaults, fixed torch kwargs). Against the original definitions:
+# - sgd: torch's momentum is v <- mu v + g; w <- w - lr v (Sutskever et al. 2013 form; with a
+#   constant lr it equals Polyak's heavy ball v <- mu v - lr g up to the scaling of v).
+# - nag: torch's Nesterov step uses g + mu v (Sutskever's reformulation of Nesterov 1983).
+# - adagrad (Duchi et al. 2011): as defined; torch adds eps outside the square root.
+# - adadelta (Zeiler 2012): Zeiler's update has no learning rate; torch multiplies by lr, so
+#   lr = 1.0 is Zeiler's method.
+# - rmsprop (Hinton's lecture 6e): as defined (alpha = the decay); eps outside the root.
+# - adam (Kingma & Ba 2015): as defined, bias corrections included; eps outside the root.
+# Weight decay is added to the gradient (L2 regularisation) by every one of them.
+TORCH_OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], dict[str, Any]]] = {
+    "sgd": (torch.optim.SGD, {"momentum": 0.9, "nesterov": False, "dampening": 0.0}, {}),
+    "nag": (torch.optim.SGD, {"momentum": 0.9}, {"nesterov": True}),
+    "adam": (torch.optim.Adam, {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, {}),
+    "adagrad": (torch.optim.Adagrad, {"eps": 1e-10}, {}),
+    "adadelta": (torch.optim.Adadelta, {"rho": 0.9, "eps": 1e-6}, {}),
+    "rmsprop": (torch.optim.RMSprop, {"alpha": 0.99, "momentum": 0.0, "eps": 1e-8}, {}),
+}
 
 
-@SCHEDULES.register("constant")
-def constant(epoch: int, total: int) -> float:
-    return 1.0
+def _torch_builder(cls: type[torch.optim.Optimizer], fixed: dict[str, Any]) -> Builder:
+    def build(model: nn.Module, lr: float, weight_decay: float, **args: Any) -> torch.optim.Optimizer:
+        return cls(model.parameters(), lr=lr, weight_decay=weight_decay, **torch_kwargs(args), **fixed)
+
+    return build
 
 
-@SCHEDULES.register("step")
-def step(epoch: int, total: int, step_size: int = 30, gamma: float = 0.1) -> float:
-    return gamma ** (epoch // step_size)
+for _name, (_cls, _defaults, _fixed) in TORCH_OPTIMIZERS.items():
+    register_optimizer(_name, **_defaults)(_torch_builder(_cls, _fixed))
 
 
-@SCHEDULES.register("multistep")
-def multistep(epoch: int, total: int, milestones: list = (0.5, 0.75), gamma: float = 0.1) -> float:
-    """Milestones below 1 are fractions of the phase length, others are epochs."""
-    ms = [m * total if m < 1 else m for m in milestones]
-    return gamma ** sum(epoch >= m for m in ms)
-
-
-@SCHEDULES.register("exponential")
-def exponential(epoch: int, total: int, gamma: float = 0.95) -> float:
-    return gamma ** epoch
-
-
-@SCHEDULES.register("cosine")
-def cosine(epoch: int, total: int, min_factor: float = 0.0) -> float:
-    t = min(epoch / max(total, 1), 1.0)
-    return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * t))
-
-
-def check_args(fn: Callable, args: dict[str, Any], key: str) -> None:
-    """Refuse keyword arguments the registered function does not take."""
-    sig = inspect.signature(fn)
-    skip = {"params", "lr", "weight_decay", "epoch", "total"}
-    allowed = [p for p in sig.parameters if p not in skip]
+def check_args(allowed: dict[str, Any], args: dict[str, Any], key: str, what: str) -> None:
+    """Refuse keyword arguments that `what` does not take."""
+    if not isinstance(args, dict):
+        raise ConfigError(f"{key}: expected a mapping, got {type(args).__name__}")
     for k in args:
         if k not in allowed:
-            raise ConfigError(f"{key}.{k}: unknown argument of {fn.__name__!r}; allowed: "
+            raise ConfigError(f"{key}.{k}: unknown argument of {what!r}; allowed: "
                               f"{', '.join(allowed) or '(none)'}")
 
 
-def build_optimizer(name: str, params: Iterable, lr: float, weight_decay: float,
+def schedule_args(name: str) -> dict[str, Any]:
+    """The keyword arguments of schedule `name` with their defaults."""
+    import inspect
+
+    sig = inspect.signature(SCHEDULES.get_checked(name, "train.schedule"))
+    return {k: p.default for k, p in sig.parameters.items() if k not in ("epoch", "total")}
+
+
+def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float,
                     args: dict[str, Any]) -> torch.optim.Optimizer:
-    fn = OPTIMIZERS.get_checked(name, "train.optimizer")
-    check_args(fn, args, "train.optimizer_args")
-    return fn(params, lr=lr, weight_decay=weight_decay, **args)
+    spec: OptimizerSpec = OPTIMIZERS.get_checked(name, "train.optimizer")
+    check_args(spec.args, args, "train.optimizer_args", name)
+    opt = spec.build(model, lr=lr, weight_decay=weight_decay, **{**spec.args, **args})
+    for g in opt.param_groups:
+        g.setdefault("base_lr", g["lr"])
+        g.setdefault("lr_scale", 1.0)
+    return opt
 
 
 def lr_factor(name: str, epoch: int, total: int, args: dict[str, Any]) -> float:
@@ -105,3 +124,11 @@ def lr_factor(name: str, epoch: int, total: int, args: dict[str, Any]) -> float:
     return float(fn(epoch, total, **args))
 
 
+def apply_schedule(opt: torch.optim.Optimizer, factor: float) -> None:
+    """Set every group's rate to its base rate x the schedule's factor x its own lr_scale."""
+    for g in opt.param_groups:
+        g["lr"] = g["base_lr"] * factor * g.get("lr_scale", 1.0)
+
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "OptimizerSpec", "register_optimizer", "build_optimizer",
+           "lr_factor", "apply_schedule", "check_args", "schedule_args"]
