@@ -6,14 +6,13 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from conftest import train_cfg
 
 from trainrepro.data.loader import DeviceData
 from trainrepro.data.prepared import load_prepared
 from trainrepro.engine import Trainer, reported_metrics
 from trainrepro.methods import METHODS
 from trainrepro.methods.base import Method
-
-from conftest import train_cfg
 
 
 @pytest.fixture(scope="module")

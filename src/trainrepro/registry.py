@@ -87,6 +87,7 @@ class Paper:
     sections  params.yaml top-level sections the paper owns, with their validators
     write_tables  the paper's tables in its own layout (None: only the generic ones)
     """
+
     name: str
     title: str
     package: Path
