@@ -140,6 +140,9 @@ def paper_sections() -> dict[str, Callable[[Any, dict[str, Any]], None]]:
 def validate(raw: dict[str, Any]) -> None:
     if not isinstance(raw, dict):
         raise ConfigError("params.yaml: expected a mapping at the top level")
+    if not PAPERS:
+        raise ConfigError("no paper is registered: call trainrepro.papers.load_all() before "
+                          "validating params (the stage scripts do)")
     sections = paper_sections()
     _check_keys("params", raw, set(TOP_LEVEL) | set(sections))
     for k in TOP_LEVEL:

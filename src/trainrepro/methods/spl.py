@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .base import Method, register
+from .base import Method, TrainerView, register
 from .common import per_sample_loss
 
 
@@ -75,7 +75,7 @@ class SelfPacedSelection(Method, ABC):
     choices = {"pace": ["fraction", "threshold"]}
     hardest_first = False
 
-    def __init__(self, params: dict[str, Any], trainer):
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
         super().__init__(params, trainer)
         self.lam = math.nan
         self.n_selected = 0
@@ -176,7 +176,7 @@ class SelfPaced(Method):
     ranges = {"start_fraction": (0.0, 1.0), "end_fraction": (0.0, 1.0), "growth": (1.0, None)}
     choices = {"threshold": ["percentile", "kumar"]}
 
-    def __init__(self, params: dict[str, Any], trainer: Any):
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
         super().__init__(params, trainer)
         self.lam0: torch.Tensor | None = None
         self.epoch = 0

@@ -12,23 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...registry import Paper, register_paper
+from ...registry import Paper, deferred, register_paper
 from . import method  # noqa: F401  (registers lgl, baseline_matched)
 from .params import validate_analysis, validate_toy
-
-
-def write_tables(results_root: str, tables_dir: Path) -> None:
-    """Tables 1-3 in the paper's layout (report imports matplotlib: loaded only when asked)."""
-    from . import (
-        report,  # heavy optional import: keeps plotting out of training workers
-    )
-
-    report.write_tables(results_root, tables_dir)
-
 
 PAPER = register_paper(Paper(
     name="lgl",
     title="Local-to-Global Learning (Cheng et al., CVPR 2019)",
     package=Path(__file__).resolve().parent,
     sections={"lgl_toy": validate_toy, "lgl_analysis": validate_analysis},
-    write_tables=write_tables))
+    write_tables=deferred(f"{__name__}.report", "write_tables")))  # Tables 1-3 in its layout

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ...methods.base import Method, register
+from ...methods.base import Method, TrainerView, register
 from ...methods.common import class_conditional_entropy, train_indices_of_classes
 from ...registry import ConfigError
 
@@ -110,7 +110,7 @@ class LGL(Method):
     choices = {"strategy": ["r", "d", "s"], "grouping": ["ceil", "balanced"],
                "convergence": ["fixed", "plateau"]}
 
-    def __init__(self, params: dict[str, Any], trainer):
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
         super().__init__(params, trainer)
         p = self.p
         self.K = trainer.data.num_classes

@@ -18,23 +18,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...registry import Paper, register_paper
+from ...registry import Paper, deferred, register_paper
 from . import baselines, spade  # noqa: F401  (register the method families)
 from .settings import validate_mentor
-
-
-def write_tables(results_root: str, tables_dir: Path) -> None:
-    """Tables 2-3 in the paper's layout (report imports matplotlib: loaded only when asked)."""
-    from . import (
-        report,  # heavy optional import: keeps plotting out of training workers
-    )
-
-    report.write_tables(results_root, tables_dir)
-
 
 PAPER = register_paper(Paper(
     name="mentornet",
     title="MentorNet (Jiang et al., ICML 2018)",
     package=Path(__file__).resolve().parent,
     sections={"mentor": validate_mentor},
-    write_tables=write_tables))
+    write_tables=deferred(f"{__name__}.report", "write_tables")))  # Tables 2-3 in its layout

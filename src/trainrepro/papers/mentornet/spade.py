@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ...io import atomic_write_bytes
-from ...methods.base import Method, register
+from ...methods.base import Method, TrainerView, register
 from ...registry import ConfigError
 from .curriculum import PercentileEMA, epoch_percent
 from .fit import fit_mentor
@@ -79,7 +79,7 @@ class MentorNetSPADE(Method):
         a = stage_entry(results_root, "assignments.json", spec.cell)
         return {"mentor_path": a["path"], "mentor_sha256": a["sha256"], "mentor_name": a["name"]}
 
-    def __init__(self, params: dict[str, Any], trainer: Any):
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
         super().__init__(params, trainer)
         p = self.p
         if not p["mentor_path"]:
@@ -199,7 +199,7 @@ class MentorNetRecord(Method):
     defaults = {"ema_decay": 0.95, "percentile": 0.7}
     ranges = {"ema_decay": (0.0, 1.0), "percentile": (0.0, 1.0)}
 
-    def __init__(self, params: dict[str, Any], trainer: Any):
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
         super().__init__(params, trainer)
         d = trainer.data
         self.device = trainer.device
