@@ -20,6 +20,7 @@ from .data.noise import NOISE_MODELS
 from .methods import METHODS
 from .models import MODELS
 from .optim import OPTIMIZERS, SCHEDULES, check_args, schedule_args
+from .parallel import SLURM_CHOICES, SLURM_DEFAULTS
 from .registry import PAPERS, ConfigError, check_value
 
 # The core's sections; each paper adds its own (registry.Paper.sections).
@@ -38,7 +39,13 @@ TRAIN_RANGES: dict[str, tuple] = {"epochs": (1, None), "batch_size": (1, None), 
 TRAIN_CHOICES: dict[str, list] = {"augment": ["auto", "none", "crop_flip"],
                                   "report_epoch": ["last", "best_val", "mean_last_k"],
                                   "val_labels": ["noisy", "clean"]}
-RUNTIME_DEFAULTS = {"device": "auto", "workers": 2, "threads": 1, "progress": True}
+RUNTIME_DEFAULTS = {"device": "auto", "workers": 2, "threads": 1, "progress": True, "gpus": "all",
+                    "runs_per_gpu": 1, "executor": "local", "slurm": dict(SLURM_DEFAULTS)}
+RUNTIME_RANGES = {"workers": (1, None), "threads": (1, None), "runs_per_gpu": (1, None)}
+RUNTIME_CHOICES = {"device": ["auto", "cpu", "cuda"], "executor": ["local", "submitit"]}
+SLURM_RANGES = {"gpus_per_job": (0, None), "cpus_per_job": (1, None), "mem_gb": (0, None),
+                "time_min": (1, None), "array_parallelism": (1, None), "runs_per_job": (1, None),
+                "max_requeues": (0, None)}
 DATASET_COMMON = {"source": "", "val_fraction": 0.1, "test_fraction": 0.2,
                   "clean_fraction": 0.1, "data_seed": 0, "augment": "none"}
 # Source-specific keys (type from the default; None = any type).
@@ -82,6 +89,25 @@ def validate_train(where: str, t: dict[str, Any]) -> None:
                    t["schedule"])
 
 
+def validate_runtime(rt: dict[str, Any]) -> None:
+    """runtime: device, CPU workers, GPU slots (gpus x runs_per_gpu), executor and its slurm block."""
+    _check_keys("runtime", rt, RUNTIME_DEFAULTS)
+    for k, v in rt.items():
+        if k == "gpus":
+            ok = v == "all" or (isinstance(v, list) and v and len(set(v)) == len(v) and all(
+                isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in v))
+            if not ok:
+                raise ConfigError(f"runtime.gpus: {v!r} is not allowed; allowed: 'all' or a non-empty "
+                                  "list of distinct GPU indices >= 0 (e.g. [0, 1])")
+        elif k == "slurm":
+            _check_keys("runtime.slurm", v, SLURM_DEFAULTS)
+            for sk, sv in v.items():
+                _check(f"runtime.slurm.{sk}", sv, SLURM_DEFAULTS[sk], SLURM_RANGES.get(sk),
+                       SLURM_CHOICES.get(sk))
+        else:
+            _check(f"runtime.{k}", v, RUNTIME_DEFAULTS[k], RUNTIME_RANGES.get(k), RUNTIME_CHOICES.get(k))
+
+
 def validate_dataset(where: str, d: dict[str, Any]) -> None:
     if not isinstance(d, dict) or "source" not in d:
         raise ConfigError(f"{where}.source: missing; allowed: {', '.join(sorted(SOURCES))}")
@@ -113,7 +139,8 @@ class Params:
 
     @property
     def runtime(self) -> dict[str, Any]:
-        return {**RUNTIME_DEFAULTS, **self.raw.get("runtime", {})}
+        rt = {**RUNTIME_DEFAULTS, **self.raw.get("runtime", {})}
+        return {**rt, "slurm": {**SLURM_DEFAULTS, **rt["slurm"]}}
 
     def studies(self) -> list[str]:
         return list(self.profile.get("studies", {}))
@@ -148,11 +175,7 @@ def validate(raw: dict[str, Any]) -> None:
     for k in TOP_LEVEL:
         if k not in raw:
             raise ConfigError(f"{k}: missing top-level section")
-    rt = raw["runtime"]
-    _check_keys("runtime", rt, RUNTIME_DEFAULTS)
-    for k, v in rt.items():
-        _check(f"runtime.{k}", v, RUNTIME_DEFAULTS[k], (1, None) if k in ("workers", "threads") else None,
-               ["auto", "cpu", "cuda"] if k == "device" else None)
+    validate_runtime(raw["runtime"])
     _check_keys("noise", raw["noise"], ["kind", "seed"])
     NOISE_MODELS.get_checked(raw["noise"].get("kind", "symmetric_incl"), "noise.kind")
     _check("noise.seed", raw["noise"].get("seed", 0), 0, (0, None))

@@ -22,9 +22,10 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, distributed
 from .data.loader import DeviceData
 from .io import atomic_write_text, torch_save, write_json
 from .methods.base import Method
@@ -101,6 +102,15 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.forward = torch.compile(model) if (cfg.get("compile") and self.cuda) else model
+        self.rank, self.world = distributed.world()
+        self.train_forward = self.forward  # the training forward; DDP-wrapped under torchrun
+        if self.world > 1:
+            if type(self.method).sample_weights is not Method.sample_weights:
+                raise ValueError(f"method family {type(self.method).family!r} is not supported under "
+                                 "torchrun: its per-batch sample weights would differ across ranks; "
+                                 "run it without torchrun")
+            ddp = DistributedDataParallel(model, device_ids=[self.device] if self.cuda else None)
+            self.train_forward = torch.compile(ddp) if (cfg.get("compile") and self.cuda) else ddp
         self.optimizer = self.build_optimizer()
         self.epochs = self.method.planned_epochs(int(cfg["epochs"]))
         self.phase_start = 0          # epoch at which the lr schedule (re)starts
@@ -168,7 +178,7 @@ class Trainer:
         return self.run_dir / "checkpoint.pt" if self.run_dir is not None else None
 
     def save_checkpoint(self, epoch: int, elapsed: float) -> None:
-        if self.checkpoint_path is None or not self.cfg.get("checkpoint", True):
+        if self.checkpoint_path is None or not self.cfg.get("checkpoint", True) or self.rank != 0:
             return
         torch_save(self.checkpoint_path, {
             "config_hash": self.cfg.get("config_hash"), "epoch": epoch,
@@ -224,19 +234,23 @@ class Trainer:
         default_loss = type(self.method).loss is Method.loss
         create_graph = bool(getattr(self.optimizer, "create_graph", False))
         clip = float(self.cfg.get("grad_clip") or 0.0)
-        for i, batch in enumerate(self.data.train_batches(indices, bs, self.generator)):
+        batches = self.data.train_batches(indices, bs, self.generator, self.rank, self.world)
+        for i, batch in enumerate(batches):
             progress = (epoch + i / steps) / self.epochs
+            n_global = min(bs, len(indices) - i * bs)  # this step's global batch (all ranks)
 
             def closure(batch=batch, progress=progress) -> torch.Tensor:
                 """Forward and backward of this batch (torch's optimizer closure contract)."""
                 nonlocal loss_sum, correct
                 self.optimizer.zero_grad(set_to_none=True)
                 with self.autocast():
-                    logits = self.method.forward(self.forward, batch)
+                    logits = self.method.forward(self.train_forward, batch)
                 logits = logits.float()
                 per_sample = self.method.loss(logits, batch.y, batch)
                 v = self.method.sample_weights(batch, per_sample.detach(), progress)
-                if v is None:
+                if self.world > 1:  # DDP averages gradients over ranks: scale to the global mean
+                    loss = per_sample.sum() * (self.world / n_global)
+                elif v is None:
                     loss = per_sample.mean()
                 else:
                     v = v.detach()
@@ -254,6 +268,8 @@ class Trainer:
                 return loss
 
             self.optimizer.step(closure)
+        distributed.all_sum(loss_sum)
+        distributed.all_sum(correct)
         n = max(len(indices), 1)
         return {"n_active": int(len(indices)), "train_loss": float(loss_sum) / n,
                 "train_acc": float(correct) / n}
@@ -290,8 +306,11 @@ class Trainer:
             if not math.isfinite(row["train_loss"]):
                 self.status, self.diverged_epoch = "diverged", epoch
                 break
-            row["val_loss"], row["val_acc"] = self.evaluate("val")
-            row["test_loss"], row["test_acc"] = self.evaluate("test")
+            ev = None
+            if self.rank == 0:  # evaluation once, on rank 0; the other ranks get its numbers
+                ev = dict(zip(("val_loss", "val_acc", "test_loss", "test_acc"),
+                              (*self.evaluate("val"), *self.evaluate("test"))))
+            row.update(distributed.from_main(ev))
             row.update(self.method.epoch_metrics())
             row["epoch_time_s"] = time.perf_counter() - te
             self.history.append(row)
@@ -306,7 +325,9 @@ class Trainer:
         if self.status == "running":
             self.status = "ok"
         wall = self.elapsed_before + time.perf_counter() - t0
-        return self.finish(wall, resumed)
+        record = self.finish(wall, resumed)
+        distributed.barrier()  # rank 0 has written the record before any rank moves on
+        return record
 
     def finish(self, wall: float, resumed: bool) -> dict[str, Any]:
         rule = self.cfg.get("report_epoch", "best_val")
@@ -325,7 +346,10 @@ class Trainer:
             "peak_memory_kind": "cuda max allocated" if self.cuda else "process max RSS",
             "method_summary": self.method.summary(),
         }
-        if self.run_dir is not None:
+        if self.world > 1:
+            record["distributed"] = {"world_size": self.world, "backend": torch.distributed.get_backend(),
+                                     "global_batch_size": int(self.cfg["batch_size"])}
+        if self.run_dir is not None and self.rank == 0:
             self.write_record(record)
         return record
 

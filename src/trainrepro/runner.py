@@ -1,7 +1,10 @@
 """Runs the runs of a study: skips those whose record matches their config hash, resumes
-interrupted ones from their checkpoint, and runs the rest in the project's process pool on CPU
-(`parallel.run_jobs`). A worker imports the module of its run's method by the name the method
-registry records, so it loads only that method's paper (core never imports a paper)."""
+interrupted ones from their checkpoint, and runs the rest through the project's process pool
+(`parallel.run_jobs`: CPU workers, or one worker per GPU slot, `runtime.gpus` x
+`runtime.runs_per_gpu`), as SLURM jobs through submitit (`runtime.executor: submitit`), or one
+at a time over all ranks under torchrun (DDP, `distributed`). A worker imports the module of its
+run's method by the name the method registry records, so it loads only that method's paper
+(core never imports a paper)."""
 from __future__ import annotations
 
 import importlib
@@ -12,13 +15,14 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .config import Params, RunSpec, code_hash, expand_study
 from .data.loader import DeviceData
 from .data.prepared import load_prepared
 from .engine import Trainer, resolve_device
 from .io import read_json, sha256_file, stable_hash, write_json
 from .methods import METHODS
-from .parallel import run_jobs
+from .parallel import current_slot, device_slots, gather_jobs, run_jobs, submit_jobs
 
 _DATA_CACHE: dict[tuple, Any] = {}
 
@@ -52,7 +56,10 @@ def is_done(run_dir: Path, config_hash: str) -> bool:
 def execute(job: dict[str, Any]) -> dict[str, Any]:
     """Worker entry point: train one run (in this process) and return a short summary."""
     importlib.import_module(job["method_module"])  # registers the family in this process
-    cfg, device = job["cfg"], resolve_device(job["device"])
+    cfg, device = job["cfg"], resolve_device(current_slot() or job["device"])
+    if is_done(Path(job["run_dir"]), cfg["config_hash"]):  # a requeued cluster job's finished runs
+        rec = read_json(Path(job["run_dir"]) / "metrics.json")
+        return _summary(cfg, rec)
     if device.type == "cpu":
         torch.set_num_threads(int(job["threads"]))
     key = (job["prepared"], tuple(cfg["noise"]), str(device), cfg["augment"], cfg["val_labels"])
@@ -69,7 +76,12 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
     except Exception as e:  # recorded, and the stage fails at the end
         rec = {"status": "failed", "error": f"{type(e).__name__}: {e}",
                "traceback": traceback.format_exc(), "config": cfg}
-        write_json(Path(job["run_dir"]) / "metrics.json", rec)
+        if distributed.is_main():
+            write_json(Path(job["run_dir"]) / "metrics.json", rec)
+    return _summary(cfg, rec)
+
+
+def _summary(cfg: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
     return {"name": cfg["name"], "status": rec["status"], "error": rec.get("error"),
             "test_acc": rec.get("reported", {}).get("test_acc"), "wall": rec.get("wall_time_s")}
 
@@ -83,7 +95,8 @@ def run_study(params: Params, study: str, prepared_root: str = "data/prepared",
     runs = [replace(r, method_params={**r.method_params,
                                       **METHODS[r.method_family].resolve_run(r, results_root)})
             for r in runs]
-    device = resolve_device(rt["device"])
+    ddp = distributed.launched()
+    device = distributed.init(rt["device"]) if ddp else resolve_device(rt["device"])
     jobs, index = [], []
     for spec in runs:
         cfg = run_config(spec, prepared_root, extra_inputs or {})
@@ -93,16 +106,28 @@ def run_study(params: Params, study: str, prepared_root: str = "data/prepared",
                       "noise": spec.noise[1], "method": spec.method, "model": spec.model,
                       "run_dir": str(run_dir), "config_hash": cfg["config_hash"]})
         if not done:
-            jobs.append({"cfg": cfg, "run_dir": str(run_dir), "device": str(device),
+            jobs.append({"cfg": cfg, "run_dir": str(run_dir), "device": rt["device"],
                          "method_module": METHODS[spec.method_family].__module__,
                          "threads": rt["threads"], "prepared": str(Path(prepared_root) / spec.dataset)})
-    workers = 1 if device.type == "cuda" else int(rt["workers"])
+    progress = bool(rt["progress"]) and distributed.is_main()
+    if ddp:  # every rank runs every run, one at a time, on its own device
+        slots = [str(device)]
+    else:
+        slots = device_slots(device, int(rt["workers"]), rt["gpus"], int(rt["runs_per_gpu"]))
     for job in jobs:  # per-epoch bars only where one run at a time is slow enough to watch
-        job["progress_epochs"] = bool(rt["progress"]) and device.type == "cuda"
-    summaries = run_jobs(execute, jobs, workers=workers, threads=int(rt["threads"]),
-                         desc=f"train {study}", progress=bool(rt["progress"]))
-    write_json(Path(results_root) / study / "index.json",
-               {"study": study, "profile": params.profile_name, "scale": params.scale, "runs": index})
+        job["progress_epochs"] = progress and device.type == "cuda" and len(slots) == 1
+    if rt["executor"] == "submitit" and not ddp and jobs:
+        submitted = submit_jobs(execute, jobs, rt["slurm"], device=rt["device"],
+                                workers=int(rt["workers"]), threads=int(rt["threads"]),
+                                runs_per_gpu=int(rt["runs_per_gpu"]), name=f"train-{study}")
+        summaries = gather_jobs(submitted, len(jobs), desc=f"train {study} (submitit)",
+                                progress=progress)
+    else:
+        summaries = run_jobs(execute, jobs, threads=int(rt["threads"]), desc=f"train {study}",
+                             progress=progress, slots=slots)
+    if distributed.is_main():
+        write_json(Path(results_root) / study / "index.json",
+                   {"study": study, "profile": params.profile_name, "scale": params.scale, "runs": index})
     failed = [s for s in summaries if s["status"] == "failed"]
     if failed:
         lines = "; ".join(f"{s['name']}: {s['error']}" for s in failed[:5])

@@ -8,6 +8,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from ..distributed import shard
 from .prepared import PreparedDataset
 
 
@@ -21,18 +22,22 @@ class Batch:
 
 
 def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator | None,
-                     flip: bool = True) -> torch.Tensor:
-    """Zero-padded random crop (same size) and horizontal flip, vectorised over the batch."""
+                     flip: bool = True, keep: slice = slice(None)) -> torch.Tensor:
+    """Zero-padded random crop (same size) and horizontal flip of x[keep], vectorised over the
+    batch. The random numbers are drawn for the whole batch x, so a DDP rank's shard (`keep`) is
+    augmented exactly as the same images are in one process."""
+    n = x.shape[0]
+    shifts = torch.randint(0, 2 * pad + 1, (2, n), generator=generator)[:, keep].to(x.device)
+    mask = (torch.rand(n, generator=generator) < 0.5)[keep].to(x.device) if flip else None
+    x = x[keep]
     n, c, h, w = x.shape
     dev = x.device
-    shifts = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(dev)
     xp = F.pad(x, (pad, pad, pad, pad))
     rows = (shifts[0][:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (shifts[1][:, None] + torch.arange(w, device=dev))[:, None, None, :]
     out = xp[torch.arange(n, device=dev)[:, None, None, None],
              torch.arange(c, device=dev)[None, :, None, None], rows, cols]
-    if flip:
-        mask = (torch.rand(n, generator=generator) < 0.5).to(dev)
+    if mask is not None:
         out = torch.where(mask[:, None, None, None], out.flip(3), out)
     return out
 
@@ -64,26 +69,32 @@ class DeviceData:
     def num_classes(self) -> int:
         return self.ds.num_classes
 
-    def inputs(self, raw: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
-        """Augment (train only) and normalise a raw uint8/float batch."""
+    def inputs(self, raw: torch.Tensor, train: bool, generator: torch.Generator | None,
+               keep: slice = slice(None)) -> torch.Tensor:
+        """Augment (train only) and normalise raw[keep] of a raw uint8/float batch (random
+        numbers are drawn for the whole batch)."""
         x = raw.float()
         if self.ds.is_image:
             x = x / 255.0
             if train and self.augment == "crop_flip":
-                x = random_crop_flip(x, 4, generator)
-        x = (x - self.mean) / self.std
+                x, keep = random_crop_flip(x, 4, generator, keep=keep), slice(None)
+        x = (x[keep] - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def train_batches(self, indices: torch.Tensor, batch_size: int,
-                      generator: torch.Generator) -> Iterator[Batch]:
-        """Shuffled training batches over `indices` (pool indices), noisy labels."""
+    def train_batches(self, indices: torch.Tensor, batch_size: int, generator: torch.Generator,
+                      rank: int = 0, world: int = 1) -> Iterator[Batch]:
+        """Shuffled training batches over `indices` (pool indices), noisy labels. With world > 1
+        (DDP) each batch is rank `rank`'s contiguous shard of the global batch of `batch_size`:
+        every rank draws the same order and augmentation, so the shards partition it."""
         order = torch.randperm(len(indices), generator=generator).to(indices.device)
         shuffled = indices[order]
         for s in range(0, len(shuffled), batch_size):
             idx = shuffled[s:s + batch_size]
-            yield Batch(self.inputs(self.x_pool[idx], True, generator), self.noisy[idx], idx)
+            keep = shard(len(idx), rank, world)
+            yield Batch(self.inputs(self.x_pool[idx], True, generator, keep), self.noisy[idx[keep]],
+                        idx[keep])
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[Batch]:
         """Deterministic un-augmented batches of 'train' (noisy labels), 'val' or 'test'."""
