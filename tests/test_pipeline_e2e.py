@@ -1,6 +1,9 @@
 """End to end: `dvc repro` of the tiny profile in a temporary copy of the repository, a no-op
-re-run, byte-identical reports, and a train stage killed mid-run that resumes under
-`dvc repro` and ends with the same metrics as an uninterrupted run."""
+re-run, byte-identical reports, a shared DVC remote (a local directory) from which second clones
+reproduce the pipeline without training anything, the run-cache for the stages it accepts, a
+train stage killed mid-run that resumes under `dvc repro` and ends with the same metrics as an
+uninterrupted run, and DVC's experiment queue running two variants without corrupting each
+other."""
 from __future__ import annotations
 
 import json
@@ -87,6 +90,61 @@ def test_no_op_repro_is_up_to_date_and_reports_are_byte_identical(repo):
     assert before and all(before[p] == after[p] for p in before)
 
 
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+def shared_remote(repo: Path) -> None:
+    """The first machine's side: dvc.lock committed, outputs and run-cache pushed to a shared
+    directory remote (idempotent)."""
+    sh([*DVC, "repro"], repo)  # a no-op after the tests above
+    if "shared" not in sh([*DVC, "remote", "list"], repo).stdout:
+        sh([*DVC, "remote", "add", "-d", "shared", str(repo.parent / "remote")], repo)
+    sh([*GIT, "add", "-A"], repo)
+    sh([*GIT, "commit", "-qm", "tiny results", "--allow-empty"], repo)
+    sh([*DVC, "push", "--run-cache"], repo)
+
+
+def outputs(repo: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(repo)): p.read_bytes() for p in (repo / "results").rglob("metrics.json")}
+
+
+def test_second_clone_pulls_and_reproduces_without_training(repo, tmp_path):
+    shared_remote(repo)
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    assert not (clone / "results").exists()
+    sh([*DVC, "pull"], clone)
+    r = sh([*DVC, "repro"], clone)
+    assert "Running stage" not in r.stdout + r.stderr and "up to date" in r.stdout
+    assert outputs(clone) == outputs(repo) and outputs(clone)
+    # Or in one command, pulling only what an unchanged stage needs.
+    other = tmp_path / "other"
+    sh(["git", "clone", "-q", str(repo), str(other)], tmp_path)
+    r = sh([*DVC, "repro", "--pull", "--allow-missing"], other)
+    assert "Running stage" not in r.stdout + r.stderr
+    sh([*DVC, "pull"], other)
+    assert outputs(other) == outputs(repo)
+
+
+def test_run_cache_restores_stages_without_persistent_outputs_only(repo, tmp_path):
+    """Without dvc.lock (another branch, the same code and params) the run-cache restores prepare
+    and lgl_toy; train stages keep their per-run cache in persist: true outputs, which DVC
+    leaves out of the run-cache, so they would train again."""
+    shared_remote(repo)
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    (clone / "dvc.lock").unlink()
+    sh([*DVC, "pull", "--run-cache"], clone)
+    r = sh([*DVC, "repro", "prepare", "lgl_toy"], clone)
+    out = r.stdout + r.stderr
+    assert "Stage 'prepare' is cached - skipping run" in out and "Stage 'lgl_toy' is cached" in out
+    assert "Running stage" not in out
+    runs = list((repo / ".dvc" / "cache" / "runs").rglob("*"))
+    assert runs and (clone / "data/prepared/digits/manifest.json").exists()
+    r = sh([*DVC, "repro", "--dry", "train_foundation"], clone)
+    assert "Running stage 'train_foundation'" in r.stdout  # not restorable from the run-cache
+
+
 def test_a_variant_reruns_only_the_cells_of_the_changed_method(repo):
     r = sh([*DVC, "exp", "run", "-S", "methods.focal.gamma=1.0"], repo)
     out = r.stdout + r.stderr
@@ -129,3 +187,29 @@ def test_killed_train_stage_resumes_under_dvc_repro_with_identical_metrics(repo)
         assert _history(repo / run["run_dir"]) == _history(repo / run["run_dir"].replace("results/", "ref/", 1))
         resumed += rec["resumed"]
     assert resumed >= 1
+
+
+def test_experiment_queue_runs_two_variants_without_corrupting_each_other(repo):
+    for epochs in (2, 4):
+        sh([*DVC, "exp", "run", "--queue", "-n", f"ep{epochs}", "-S",
+            f"profiles.tiny.train.epochs={epochs}", "train_foundation"], repo)
+    sh([*DVC, "queue", "start", "-j", "1"], repo)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = sh([*DVC, "queue", "status"], repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    assert "Failed" not in status, status
+    shown = sh([*DVC, "exp", "show", "--csv"], repo).stdout
+    rows = pd.read_csv(pd.io.common.StringIO(shown))
+    named = rows.set_index("Experiment").loc[["ep2", "ep4"]]
+    assert named["profiles.tiny.train.epochs"].astype(int).tolist() == [2, 4]
+    for epochs in (2, 4):  # each experiment's outputs are its own
+        sh([*DVC, "exp", "apply", f"ep{epochs}"], repo)
+        index = json.loads((repo / "results/foundation/index.json").read_text())
+        assert len(index["runs"]) == 4
+        for run in index["runs"]:
+            rec = json.loads((repo / run["run_dir"] / "metrics.json").read_text())
+            assert rec["status"] == "ok" and rec["config"]["epochs"] == epochs
+            assert len(pd.read_csv(repo / run["run_dir"] / "history.csv")) == epochs

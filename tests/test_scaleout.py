@@ -21,11 +21,13 @@ from trainrepro.data.loader import DeviceData
 from trainrepro.data.prepared import load_prepared
 from trainrepro.parallel import current_slot, device_slots, gather_jobs, run_jobs, submit_jobs
 from trainrepro.registry import ConfigError
-from trainrepro.runner import run_study
+from trainrepro import runner
+from trainrepro.runner import execute, run_study
 
 REPO = Path(__file__).resolve().parent.parent
-# The DDP tolerance: 2 gloo ranks sum gradients in another order than one process does.
-DDP_ATOL = 1e-4
+# The DDP tolerance: 2 gloo ranks sum gradients in another order than one process does
+# (measured: at most 4.3e-7 on any loss over 12 epochs; accuracies equal).
+DDP_ATOL = 1e-5
 
 
 def test_device_slots_spread_selected_gpus_and_share_each_runs_per_gpu_times():
@@ -137,27 +139,20 @@ def test_submitit_executor_runs_pending_runs_as_jobs_and_gathers_their_records(s
     assert run_study(params, "foundation", str(prepared_digits.parent), str(tmp_path / "results")) == []
 
 
-def _study_jobs(prepared_digits, tmp_path, epochs: int = 3, **slurm_runtime) -> list[dict]:
-    """The pending jobs run_study would submit for the foundation study (via a capturing executor)."""
-    import trainrepro.runner as runner
-
+def _study_jobs(monkeypatch, prepared_digits, tmp_path, epochs: int = 3) -> list[dict]:
+    """The pending jobs run_study would hand to the pool for the foundation study."""
     captured: list = []
     params = load_params(tiny_params(tmp_path))
     params.raw["profiles"]["tiny"]["train"]["epochs"] = epochs
-    orig = runner.run_jobs
-    runner.run_jobs = lambda fn, jobs, **kw: captured.extend(jobs) or [
-        {"status": "ok", "name": j["cfg"]["name"]} for j in jobs]
-    try:
+    with monkeypatch.context() as m:
+        m.setattr(runner, "run_jobs", lambda fn, jobs, **kw: captured.extend(jobs) or [
+            {"status": "ok", "name": j["cfg"]["name"]} for j in jobs])
         run_study(params, "foundation", str(prepared_digits.parent), str(tmp_path / "results"))
-    finally:
-        runner.run_jobs = orig
     return captured
 
 
-def test_failed_cluster_job_is_reported_with_its_error_and_log(prepared_digits, tmp_path):
-    from trainrepro.runner import execute
-
-    jobs = _study_jobs(prepared_digits, tmp_path)[:2]
+def test_failed_cluster_job_is_reported_with_its_error_and_log(monkeypatch, prepared_digits, tmp_path):
+    jobs = _study_jobs(monkeypatch, prepared_digits, tmp_path)[:2]
     jobs[1] = {**jobs[1], "method_module": "trainrepro.no_such_module"}
     submitted = submit_jobs(execute, jobs, {"cluster": "local", "folder": str(tmp_path / "logs")},
                             device="cpu")
@@ -172,10 +167,9 @@ def test_failed_cluster_job_is_reported_with_its_error_and_log(prepared_digits, 
     assert json.loads((Path(jobs[0]["run_dir"]) / "metrics.json").read_text())["status"] == "ok"
 
 
-def test_interrupted_cluster_job_is_requeued_and_resumes_from_its_checkpoint(prepared_digits, tmp_path):
-    from trainrepro.runner import execute
-
-    ref = _study_jobs(prepared_digits, tmp_path / "ref", epochs=40)[:1]
+def test_interrupted_cluster_job_is_requeued_and_resumes_from_its_checkpoint(monkeypatch, prepared_digits,
+                                                                             tmp_path):
+    ref = _study_jobs(monkeypatch, prepared_digits, tmp_path / "ref", epochs=40)[:1]
     ref_dir = Path(ref[0]["run_dir"])
     execute(ref[0])  # uninterrupted, in this process
     job = {**ref[0], "run_dir": str(tmp_path / "run")}
