@@ -62,6 +62,7 @@ PAPER_MODELS: dict[str, tuple[int, str, dict[str, Any]]] = {
 PEAK_BF16 = [("H100 PCIe", 756e12), ("H100", 989.4e12), ("H200", 989.4e12), ("GH200", 989.4e12),
              ("B200", 2250e12), ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12),
              ("A10G", 70e12), ("A10", 125e12), ("RTX 4090", 165e12), ("V100", 125e12)]
+H100_BF16 = 989.4e12  # the bound's default peak (H100 SXM) when the device has none in the table
 N_TRAIN_PAPER = 45_000  # CIFAR train split after the 10% validation hold-out (datasets.cifar10)
 
 
@@ -237,16 +238,20 @@ def main() -> None:
               f"in total vs one run {one:,.0f} images/s = {many / one:.2f}x")
     if args.matrix:
         counts = matrix(args.params)
-        print("\npaper-scale matrix (profile `paper`): model, runs, nominal epochs, GPU-hours")
-        total = 0.0
+        bound_peak = peak or H100_BF16
+        print(f"\npaper-scale matrix (profile `paper`, {N_TRAIN_PAPER:,} training images per epoch): "
+              f"runs, nominal epochs, measured GPU-hours (training only), and the compute bound at "
+              f"100% MFU of {bound_peak / 1e12:.0f} TFLOP/s (full-size models' counted FLOPs)")
+        total = bound_total = 0.0
         for model, c in sorted(counts.items()):
-            ips = best.get(model)
-            hours = c["epochs"] * N_TRAIN_PAPER / ips / 3600 if (ips and cuda) else None
-            total += hours or 0.0
+            ips = best.get(model) if (cuda and not args.tiny) else None
+            hours = c["epochs"] * N_TRAIN_PAPER / ips / 3600 if ips else None
+            bound = c["epochs"] * N_TRAIN_PAPER * flops_per_image(model, {}, 2, torch.device("cpu")) / bound_peak / 3600
+            total, bound_total = total + (hours or 0.0), bound_total + bound
             print(f"  {model}: {c['runs']} runs, {c['epochs']} epochs, "
-                  f"{'not measured (no GPU)' if hours is None else f'{hours:.2f} GPU-h (training only)'}")
-        if cuda:
-            print(f"  total (models measured here): {total:.2f} GPU-h on {dev_name}")
+                  f"{'not measured' if hours is None else f'{hours:.2f} GPU-h'}; bound {bound:.2f} GPU-h")
+        print(f"  total: {f'{total:.2f} GPU-h measured on {dev_name}' if total else 'not measured'}; "
+              f"compute bound {bound_total:.2f} GPU-h")
     if args.json:
         with open(args.json, "a") as f:
             for row in results:
