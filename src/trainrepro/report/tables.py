@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write_text
+from .display import readable_frame
 
 REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN = ("reproduced", "not reproduced",
                                                         "not comparable", "not run")
@@ -18,6 +19,7 @@ REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN = ("reproduced", "not reprod
 def write_table(df: pd.DataFrame, stem: str | Path, caption: str = "") -> None:
     """Write <stem>.md, <stem>.csv and <stem>.tex (atomic, deterministic float formatting)."""
     stem = Path(stem)
+    df = readable_frame(df)
     atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False, float_format="%.6g"))
     shown = df.copy()
     for c in shown.columns:

@@ -84,7 +84,7 @@ def our_cells(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (ds, model, noise, method, src), g in r.groupby(["dataset", "model", "noise", "method", "dd_source"]):
         ok = g[g["status"] == "ok"]
-        m, sd, lo, hi = mean_ci(ok["test_acc"].to_numpy(dtype=float))
+        m, sd, lo, hi = mean_ci(ok["test_acc"].to_numpy(dtype=float), bounds=(0.0, 1.0))
         rows.append({"dataset": ds, "model": model, "noise": float(noise), "method": method,
                      "dd_source": src, "mean": m, "std": sd, "ci_low": lo, "ci_high": hi,
                      "n": len(ok), "seeds": ",".join(map(str, sorted(ok["seed"])))})
