@@ -65,7 +65,7 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
         write_table(cells_table(cells), tables / f"cells_{study}",
                     f"Study `{study}` at scale `{params.scale}`: test accuracy at the reported epoch "
                     f"(rule `{params.raw['train'].get('report_epoch')}`), mean ± std over seeds, "
-                    "95% t-interval, n = runs with status ok.")
+                    "95% t-interval clipped to [0, 1], n = runs with status ok.")
         cell_metrics[study] = {c["cell"]: {"test_acc": round(float(c["mean"]), 6) if c["n"] else None,
                                       "std": None if pd.isna(c["std"]) else round(float(c["std"]), 6),
                                       "n": int(c["n"])}

@@ -50,7 +50,8 @@ def show(df: pd.DataFrame, caption: str = "") -> None:
     shown = readable_frame(df)
     for c in shown.columns:
         if shown[c].dtype.kind == "f":
-            spec = "g" if "noise" in str(c) else ".4f"
+            whole = bool(((shown[c].dropna() % 1) == 0).all())
+            spec = "g" if "noise" in str(c) or whole else ".4f"
             shown[c] = shown[c].map(lambda x, spec=spec: "—" if pd.isna(x) else format(x, spec))
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     table = shown.to_html(index=False, escape=True, border=0, classes="dataframe tr-table", na_rep="—")
