@@ -110,7 +110,7 @@ def test_no_op_repro_is_up_to_date_and_reports_are_byte_identical(repo):
     t = time.perf_counter()
     r = sh([*DVC, "repro"], repo)
     assert "up to date" in r.stdout
-    assert time.perf_counter() - t < 10
+    assert time.perf_counter() - t < 30  # ~2 s on a quiet machine (benchmarks/pipeline_times.sh)
     sh([*DVC, "repro", "--force", "report"], repo)  # identical inputs -> identical bytes
     after = {p: p.read_bytes() for p in before}
     assert before and all(before[p] == after[p] for p in before)
@@ -249,7 +249,7 @@ def test_the_committed_lock_matches_the_committed_code_and_params(tmp_path):
 
     def only_missing(entry) -> bool:  # missing outputs, or deps that are those missing outputs
         return (isinstance(entry, dict) and set(entry) <= {"changed outs", "changed deps"}
-                and all(v == "deleted" for part in entry.values() for v in part.values()))
+                and all(v in ("deleted", "not in cache") for part in entry.values() for v in part.values()))
 
     changed = {stage: [e for e in entries if not only_missing(e)] for stage, entries in status.items()}
     changed = {s: c for s, c in changed.items() if c}
