@@ -68,10 +68,12 @@ def device_slots(device: torch.device | str, workers: int = 1, gpus: Any = "all"
 
 def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int = 1, threads: int = 1,
              desc: str = "", progress: bool = True, unit: str = "run",
-             slots: Sequence[str] | None = None) -> list[Any]:
+             slots: Sequence[str] | None = None,
+             label: Callable[[Any], str] | None = None) -> list[Any]:
     """[fn(job) for job in jobs], in `workers` processes when workers > 1 (fn must be a
     module-level function), or in one process per entry of `slots`, each pinned to its device;
-    a progress bar on stderr counts finished jobs."""
+    a progress bar on stderr counts finished jobs (done/total) and names the last one finished
+    (`label(job)`)."""
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress or not jobs, unit=unit)
     results: list[Any] = [None] * len(jobs)
     if slots is not None:
@@ -85,6 +87,8 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int = 1, th
                 _set_slot(slots[0])
             try:
                 for i, job in enumerate(jobs):
+                    if label is not None:
+                        bar.set_postfix_str(label(job), refresh=False)
                     results[i] = fn(job)
                     bar.update(1)
             finally:
@@ -102,7 +106,10 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int = 1, th
                                      initargs=(int(threads), queue)) as pool:
                 futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
                 for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
+                    i = futures[fut]
+                    results[i] = fut.result()
+                    if label is not None:
+                        bar.set_postfix_str(f"done: {label(jobs[i])}", refresh=False)
                     bar.update(1)
     finally:
         bar.close()

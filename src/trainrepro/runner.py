@@ -124,7 +124,7 @@ def run_study(params: Params, study: str, prepared_root: str = "data/prepared",
                                 progress=progress)
     else:
         summaries = run_jobs(execute, jobs, threads=int(rt["threads"]), desc=f"train {study}",
-                             progress=progress, slots=slots)
+                             progress=progress, slots=slots, label=lambda job: job["cfg"]["name"])
     if distributed.is_main():
         write_json(Path(results_root) / study / "index.json",
                    {"study": study, "profile": params.profile_name, "scale": params.scale, "runs": index})
