@@ -5,7 +5,8 @@ least 9x9 (their 3x3 valid conv follows two stride-2 convs). `allcnn_small` keep
 pattern of variant A, B or C (allcnn._STAGES: stride-2 convs instead of pooling, ReLU as the
 only nonlinearity, 1x1 convs, a 1x1 conv to K classes, global average pooling) with widths
 (`width`, 2 * `width`); the 3x3 conv after the second stage is "valid" when the map is at
-least 5x5 and padded otherwise (8x8 input: 8 -> 4 -> 2 -> 2).
+least 5x5 and padded otherwise (8x8 input: 8 -> 4 -> 2 -> 2). Weights start from He-normal
+init, biases from zero (torch's default init leaves this 9-layer plain net at chance with SGD).
 """
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ class AllCNNSmall(nn.Module):
         self.dropout = make_dropout(dropout)
         self.classifier = nn.Conv2d(cin, num_classes, 1)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(start_dim=1))
+        for m in self.modules():  # He init: torch's default init makes this plain net untrainable
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pool(self.classifier(self.dropout(self.features(x))))

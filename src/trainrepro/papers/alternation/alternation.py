@@ -19,7 +19,11 @@ the "snapshot" MaskT reading.
 
 B-alternation (`b_alt`): after the warm-up every training batch computes one mask per layer on
 the fly from its own pre-activations (`masks.batch_mask`: Eq. 41, beta_B = N * t, or the
-majority vote) and shares it across the batch.
+majority vote). `b_apply: replace` (the text: "a fixed multi-layer support is shared across a
+mini-batch") uses it as every example's support, so the network is one linear map per batch;
+`b_apply: gate` multiplies it onto each example's own support (z = m_batch * eta*(q)): units
+whose batch energy is low are pruned for the batch (the reading under which Sec. 4.2 calls it a
+batch-wise "regularization" and prunes "the connections with zero mask" inside DSD).
 
 MaskT (Table 2, "applies the binary mask rather than ReLU activations for testing"): the test
 set evaluated with masks instead of each example's own nonlinearity, in these readings:
@@ -64,8 +68,8 @@ MASKT_READINGS = ["standard", "snapshot", "nearest", "batch", "majority"]
 COMMON_DEFAULTS: dict[str, Any] = {
     "warmup_epochs": 2, "store": "stored",
     "patience": 2, "min_gap": 2, "max_gap": 50, "min_delta": 0.0,
-    "b_rule": "energy", "b_energy": "ht", "b_tau": 0.0, "b_tau_mode": "absolute", "b_vote": 0.5,
-    "maskt": "snapshot",
+    "b_rule": "energy", "b_energy": "ht", "b_tau": 0.1, "b_tau_mode": "relative", "b_vote": 0.5,
+    "b_apply": "replace", "maskt": "snapshot",
 }
 COMMON_RANGES: dict[str, tuple] = {
     "warmup_epochs": (0, None), "patience": (1, None), "min_gap": (1, None), "max_gap": (1, None),
@@ -73,7 +77,7 @@ COMMON_RANGES: dict[str, tuple] = {
 }
 COMMON_CHOICES: dict[str, list] = {
     "store": ["stored", "snapshot"], "b_rule": ["energy", "majority"], "b_energy": ["ht", "q"],
-    "b_tau_mode": ["absolute", "relative"], "maskt": MASKT_READINGS,
+    "b_tau_mode": ["absolute", "relative"], "b_apply": ["replace", "gate"], "maskt": MASKT_READINGS,
 }
 
 
@@ -180,7 +184,7 @@ class AlternationBase(Method):
             d = m.float().mean()
             self._bdens = d if self._bdens is None else self._bdens + d
             self._bsteps += 1
-        return m
+        return m if p["b_apply"] == "replace" else m & unit.rule(q)
 
     def take_snapshot(self) -> None:
         """A frozen copy of the current weights (eval mode: no dropout)."""
@@ -378,7 +382,7 @@ class DSD(AlternationBase):
         return {"magnitude": None, "i_alt": "i", "b_alt": "b"}[self.p["sparse"]]
 
     def window(self) -> tuple[int, int]:
-        e = int(self.trainer.epochs) if hasattr(self.trainer, "epochs") else int(self.trainer.cfg["epochs"])
+        e = int(self.trainer.cfg["epochs"])
         start = int(round(self.p["dense_frac"] * e))
         return start, start + int(round(self.p["sparse_frac"] * e))
 
@@ -400,6 +404,12 @@ class DSD(AlternationBase):
             total += mask.numel()
         self.sparsity_realised = 1.0 - kept / max(total, 1)
         self.reapply()
+        self.ensure_hook()
+
+    def ensure_hook(self) -> None:
+        """Re-apply the pruning masks after every optimizer step (momentum would revive them)."""
+        if self.prune_masks and self._hook is None:
+            self._hook = self.trainer.optimizer.register_step_post_hook(self.reapply)
 
     @torch.no_grad()
     def reapply(self, *_: Any) -> None:
@@ -426,8 +436,7 @@ class DSD(AlternationBase):
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)
-        if self.prune_masks and self._hook is None:
-            self._hook = self.trainer.optimizer.register_step_post_hook(self.reapply)
+        self.ensure_hook()  # after a resume inside the sparse phase
 
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "sparse": self.p["sparse"], "sparsity": self.p["sparsity"],
