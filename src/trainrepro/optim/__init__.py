@@ -18,6 +18,7 @@ definition differs from the original paper of an optimizer, the table's comment 
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -33,6 +34,7 @@ Builder = Callable[..., torch.optim.Optimizer]
 @dataclass(frozen=True)
 class OptimizerSpec:
     """A registered optimizer: its builder and the extra arguments it takes (with defaults)."""
+
     name: str
     build: Builder
     args: dict[str, Any] = field(default_factory=dict)
@@ -102,8 +104,6 @@ def check_args(allowed: dict[str, Any], args: dict[str, Any], key: str, what: st
 
 def schedule_args(name: str) -> dict[str, Any]:
     """The keyword arguments of schedule `name` with their defaults."""
-    import inspect
-
     sig = inspect.signature(SCHEDULES.get_checked(name, "train.schedule"))
     return {k: p.default for k, p in sig.parameters.items() if k not in ("epoch", "total")}
 
