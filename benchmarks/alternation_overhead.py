@@ -101,10 +101,10 @@ def main() -> None:
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
     cuda = args.device == "cuda"
-    rows = [measure("allcnn_small w16, digits 8x8, batch 64", digits(), "allcnn_small", {"width": 16}, 64,
+    rows = [measure("allcnn_small w16, digits 8x8, batch 64", digits(), "allcnn_small_c", {"width": 16}, 64,
                     args.device, args.repeats),
             measure("allcnn_small w32, 32x32x3, batch 128", synthetic(20000 if cuda else 1024, 32, 3, 10),
-                    "allcnn_small", {"width": 32}, 128, args.device, max(3, args.repeats // 2))]
+                    "allcnn_small_c", {"width": 32}, 128, args.device, max(3, args.repeats // 2))]
     if cuda:
         rows.append(measure("allcnn_c, 32x32x3, batch 128", synthetic(20000, 32, 3, 10), "allcnn_c",
                             {"input_dropout": 0.0, "hidden_dropout": 0.0}, 128, args.device, 3))

@@ -21,7 +21,7 @@ def data(prepared_digits):
 
 
 def cfg(**over):
-    base = dict(model="allcnn_small", model_args={"width": 8, "activation": "ht_relu"}, epochs=5,
+    base = dict(model="allcnn_small_c", model_args={"width": 8, "activation": "ht_relu"}, epochs=5,
                 batch_size=64, lr=0.05, report_epoch="last")
     return train_cfg(**{**base, **over})
 

@@ -70,7 +70,7 @@ def test_gradients_wrt_weights_input_and_beta_ste_vs_none():
 
 def test_every_relu_model_accepts_activation_ht_relu():
     for name in sorted(MODELS):
-        small = {"mlp": (64, 1), "small_cnn": (1, 8), "allcnn_small": (1, 8)}
+        small = {"mlp": (64, 1), "small_cnn": (1, 8), "allcnn_small_c": (1, 8)}
         cin, size = small.get(name, (3, 32))
         plain = build(name, num_classes=10, in_channels=cin, image_size=size)
         n_relu = sum(isinstance(m, nn.ReLU) for m in plain.modules())
@@ -96,14 +96,14 @@ def test_bad_activation_or_argument_is_a_config_error():
 
 def test_ht_with_beta_zero_equals_relu_network():
     torch.manual_seed(1)
-    relu = build("allcnn_small", num_classes=10, in_channels=1, image_size=8)
-    ht = build("allcnn_small", num_classes=10, in_channels=1, image_size=8, activation="ht_relu")
+    relu = build("allcnn_small_c", num_classes=10, in_channels=1, image_size=8)
+    ht = build("allcnn_small_c", num_classes=10, in_channels=1, image_size=8, activation="ht_relu")
     ht.load_state_dict({**relu.state_dict(), **{k: v for k, v in ht.state_dict().items() if k.endswith("beta")}})
     x = torch.randn(4, 1, 8, 8)
     assert torch.allclose(relu(x), ht(x), atol=1e-6)
 
 
-@pytest.mark.parametrize("model,args,shape", [("allcnn_small", {}, (1, 8)),
+@pytest.mark.parametrize("model,args,shape", [("allcnn_small_c", {}, (1, 8)),
                                               ("mlp", {"hidden": [16, 16]}, (64, 1))])
 def test_network_is_affine_in_its_input_when_all_masks_are_fixed(model, args, shape):
     torch.manual_seed(2)

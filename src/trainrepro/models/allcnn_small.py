@@ -1,8 +1,8 @@
 """A small all-convolutional network in the ALL-CNN style for tiny inputs (8x8 digits).
 
 The registry's allcnn_a/b/c keep Springenberg et al.'s widths (96, 192) and need images of at
-least 9x9 (their 3x3 valid conv follows two stride-2 convs). `allcnn_small` keeps the layer
-pattern of variant A, B or C (allcnn._STAGES: stride-2 convs instead of pooling, ReLU as the
+least 9x9 (their 3x3 valid conv follows two stride-2 convs). `allcnn_small_a/b/c` keep the layer
+pattern of ALL-CNN-A, -B or -C (allcnn._STAGES: stride-2 convs instead of pooling, ReLU as the
 only nonlinearity, 1x1 convs, a 1x1 conv to K classes, global average pooling) with widths
 (`width`, 2 * `width`); the 3x3 conv after the second stage is "valid" when the map is at
 least 5x5 and padded otherwise (8x8 input: 8 -> 4 -> 2 -> 2). Weights start from He-normal
@@ -46,18 +46,38 @@ class AllCNNSmall(nn.Module):
         return self.pool(self.classifier(self.dropout(self.features(x))))
 
 
-@MODELS.register("allcnn_small")
-def allcnn_small(num_classes: int, in_channels: int, image_size: int, variant: str = "c",
-                 width: int = 16, input_dropout: float = 0.0, hidden_dropout: float = 0.0,
-                 dropout: float = 0.0) -> AllCNNSmall:
-    """ALL-CNN-A/B/C layer pattern (`variant`) at widths (width, 2 width) for inputs >= 4x4."""
-    check_common("allcnn_small", num_classes, in_channels, image_size)
-    if variant not in _STAGES:
-        raise ConfigError(f"model 'allcnn_small': variant must be one of {', '.join(_STAGES)}, got {variant!r}")
+def _build(variant: str, num_classes: int, in_channels: int, image_size: int, width: int,
+           input_dropout: float, hidden_dropout: float, dropout: float) -> AllCNNSmall:
+    name = f"allcnn_small_{variant}"
+    check_common(name, num_classes, in_channels, image_size)
     if image_size < 4:
-        raise ConfigError(f"model 'allcnn_small': image_size {image_size} too small (needs >= 4)")
+        raise ConfigError(f"model {name!r}: image_size {image_size} too small (needs >= 4)")
     return AllCNNSmall(variant, num_classes, in_channels, image_size,
-                       check_positive("allcnn_small", "width", width),
-                       check_rate("allcnn_small", "input_dropout", input_dropout),
-                       check_rate("allcnn_small", "hidden_dropout", hidden_dropout),
-                       check_rate("allcnn_small", "dropout", dropout))
+                       check_positive(name, "width", width),
+                       check_rate(name, "input_dropout", input_dropout),
+                       check_rate(name, "hidden_dropout", hidden_dropout),
+                       check_rate(name, "dropout", dropout))
+
+
+@MODELS.register("allcnn_small_a")
+def allcnn_small_a(num_classes: int, in_channels: int, image_size: int, width: int = 16,
+                   input_dropout: float = 0.0, hidden_dropout: float = 0.0,
+                   dropout: float = 0.0) -> AllCNNSmall:
+    """ALL-CNN-A pattern (5x5 convs, each followed by a 3x3 stride-2 conv), widths (w, 2w)."""
+    return _build("a", num_classes, in_channels, image_size, width, input_dropout, hidden_dropout, dropout)
+
+
+@MODELS.register("allcnn_small_b")
+def allcnn_small_b(num_classes: int, in_channels: int, image_size: int, width: int = 16,
+                   input_dropout: float = 0.0, hidden_dropout: float = 0.0,
+                   dropout: float = 0.0) -> AllCNNSmall:
+    """ALL-CNN-B pattern (A with a 1x1 conv after each 5x5 conv), widths (w, 2w)."""
+    return _build("b", num_classes, in_channels, image_size, width, input_dropout, hidden_dropout, dropout)
+
+
+@MODELS.register("allcnn_small_c")
+def allcnn_small_c(num_classes: int, in_channels: int, image_size: int, width: int = 16,
+                   input_dropout: float = 0.0, hidden_dropout: float = 0.0,
+                   dropout: float = 0.0) -> AllCNNSmall:
+    """ALL-CNN-C pattern (two 3x3 convs then a 3x3 stride-2 conv per stage), widths (w, 2w)."""
+    return _build("c", num_classes, in_channels, image_size, width, input_dropout, hidden_dropout, dropout)

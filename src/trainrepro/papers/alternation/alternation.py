@@ -65,8 +65,14 @@ from .units import HardThreshold, units_of
 CHECKPOINT_MASK_BYTES = 64 * 2**20  # stored masks up to this size are saved in checkpoints
 MASKT_READINGS = ["standard", "snapshot", "nearest", "batch", "majority"]
 
+# The hard-threshold units' switches (units.py). A method swaps the model's nn.ReLU modules for
+# units with these switches; a model built with `activation: ht_relu` keeps its own units.
+UNIT_DEFAULTS: dict[str, Any] = {"mask_rule": "gt", "output": "q", "beta_grad": "ste", "beta_init": 0.0}
+UNIT_CHOICES: dict[str, list] = {"mask_rule": ["gt", "sq"], "output": ["q", "q_minus_beta"],
+                                 "beta_grad": ["ste", "none"]}
+
 COMMON_DEFAULTS: dict[str, Any] = {
-    "warmup_epochs": 2, "store": "stored",
+    **UNIT_DEFAULTS, "warmup_epochs": 2, "store": "stored",
     "patience": 2, "min_gap": 2, "max_gap": 50, "min_delta": 0.0,
     "b_rule": "energy", "b_energy": "ht", "b_tau": 0.1, "b_tau_mode": "relative", "b_vote": 0.5,
     "b_apply": "replace", "maskt": "snapshot",
@@ -76,7 +82,7 @@ COMMON_RANGES: dict[str, tuple] = {
     "min_delta": (0.0, None), "b_tau": (0.0, None), "b_vote": (0.0, 1.0),
 }
 COMMON_CHOICES: dict[str, list] = {
-    "store": ["stored", "snapshot"], "b_rule": ["energy", "majority"], "b_energy": ["ht", "q"],
+    **UNIT_CHOICES, "store": ["stored", "snapshot"], "b_rule": ["energy", "majority"], "b_energy": ["ht", "q"],
     "b_tau_mode": ["absolute", "relative"], "b_apply": ["replace", "gate"], "maskt": MASKT_READINGS,
 }
 
@@ -115,7 +121,7 @@ class AlternationBase(Method):
     @classmethod
     def validate_params(cls, params: dict[str, Any], where: str) -> dict[str, Any]:
         full = super().validate_params(params, where)
-        if full["min_gap"] > full["max_gap"]:
+        if full.get("min_gap", 1) > full.get("max_gap", 1):
             raise ConfigError(f"{where}.min_gap: {full['min_gap']} exceeds max_gap {full['max_gap']}")
         return full
 
@@ -124,6 +130,10 @@ class AlternationBase(Method):
     def kind(self) -> str | None:
         """'i' (example-wise masks), 'b' (batch-wise masks) or None (no masks)."""
         raise NotImplementedError
+
+    @property
+    def needs_units(self) -> bool:
+        return self.kind is not None
 
     def window(self) -> tuple[int, int]:
         """[start, end) epochs in which the alternation runs."""
@@ -135,9 +145,9 @@ class AlternationBase(Method):
 
     # --- hooks ------------------------------------------------------------------------------
     def wrap_model(self, model: nn.Module) -> nn.Module:
-        if self.kind is not None and not units_of(model):
+        if self.needs_units and not units_of(model):
             example = torch.zeros(1, *self.trainer.data.x_pool.shape[1:])
-            swap_activations(model, "ht_relu", {}, example)  # default switches (units.py)
+            swap_activations(model, "ht_relu", {k: self.p[k] for k in UNIT_DEFAULTS}, example)
         self.units = units_of(model)
         return model
 
@@ -293,6 +303,7 @@ class AlternationBase(Method):
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "window": list(self.window()),
+                               "parameters": sum(p.numel() for p in self.trainer.model.parameters()),
                                "hard_threshold_units": len(self.units),
                                "mask_bits_per_example": self.mask_bits()}
         if self.kind == "i":
@@ -332,6 +343,26 @@ class AlternationBase(Method):
                 self.store.packed.copy_(state["packed"])
             else:
                 self.fill_store()
+
+
+@register
+class HardThresholdSGD(AlternationBase):
+    """Plain SGD with positive hard-thresholding units instead of ReLU (Sec. 3.1's claim)."""
+    family = "ht_sgd"
+    defaults = UNIT_DEFAULTS
+    ranges: ClassVar[dict[str, tuple]] = {}
+    choices = UNIT_CHOICES
+
+    def __init__(self, params: dict[str, Any], trainer: Any):
+        super().__init__({**COMMON_DEFAULTS, **params}, trainer)  # (the plateau is never fed)
+
+    @property
+    def kind(self) -> None:
+        return None
+
+    @property
+    def needs_units(self) -> bool:
+        return True
 
 
 @register
