@@ -74,12 +74,16 @@ UNIT_CHOICES: dict[str, list] = {"mask_rule": ["gt", "sq"], "output": ["q", "q_m
 COMMON_DEFAULTS: dict[str, Any] = {
     **UNIT_DEFAULTS, "warmup_epochs": 2, "store": "stored",
     "patience": 2, "min_gap": 2, "max_gap": 50, "min_delta": 0.0,
+    # the same three as fractions of the run's epochs (>= 0 replaces the epoch counts above;
+    # rounded, gaps at least 1), so one method instance fits every profile's schedule
+    "warmup_frac": -1.0, "min_gap_frac": -1.0, "max_gap_frac": -1.0,
     "b_rule": "energy", "b_energy": "ht", "b_tau": 0.1, "b_tau_mode": "relative", "b_vote": 0.5,
     "b_apply": "replace", "maskt": "snapshot",
 }
 COMMON_RANGES: dict[str, tuple] = {
     "warmup_epochs": (0, None), "patience": (1, None), "min_gap": (1, None), "max_gap": (1, None),
     "min_delta": (0.0, None), "b_tau": (0.0, None), "b_vote": (0.0, 1.0),
+    "warmup_frac": (-1.0, 1.0), "min_gap_frac": (-1.0, 1.0), "max_gap_frac": (-1.0, 1.0),
 }
 COMMON_CHOICES: dict[str, list] = {
     **UNIT_CHOICES, "store": ["stored", "snapshot"], "b_rule": ["energy", "majority"], "b_energy": ["ht", "q"],
@@ -103,7 +107,8 @@ class AlternationBase(Method):
     def __init__(self, params: dict[str, Any], trainer: Any):
         super().__init__(params, trainer)
         p = self.p
-        self.plateau = Plateau(p["patience"], p["min_gap"], p["max_gap"], p["min_delta"])
+        self.warmup, min_gap, max_gap = self.schedule()
+        self.plateau = Plateau(p["patience"], min_gap, max_gap, p["min_delta"])
         self.units: list[HardThreshold] = []
         self.snapshot: nn.Module | None = None
         self.snap_units: list[HardThreshold] = []
@@ -112,11 +117,20 @@ class AlternationBase(Method):
         self.pending = False
         self.alternation_epochs: list[int] = []
         self.estimation_time_s: list[float] = []
+        self.estimation_cpu_s: list[float] = []
         self.density = float("nan")
         self.epoch = 0
         self._bdens = None
         self._bsteps = 0
         self._maskt: dict[str, float] | None = None
+
+    def schedule(self) -> tuple[int, int, int]:
+        """(warm-up epochs, min gap, max gap) of this run (fractions resolved on cfg epochs)."""
+        p, e = self.p, int(self.trainer.cfg["epochs"])
+        warm = int(round(p["warmup_frac"] * e)) if p["warmup_frac"] >= 0 else p["warmup_epochs"]
+        lo = max(1, int(round(p["min_gap_frac"] * e))) if p["min_gap_frac"] >= 0 else p["min_gap"]
+        hi = max(lo, int(round(p["max_gap_frac"] * e))) if p["max_gap_frac"] >= 0 else p["max_gap"]
+        return warm, lo, hi
 
     @classmethod
     def validate_params(cls, params: dict[str, Any], where: str) -> dict[str, Any]:
@@ -137,7 +151,7 @@ class AlternationBase(Method):
 
     def window(self) -> tuple[int, int]:
         """[start, end) epochs in which the alternation runs."""
-        return int(self.p["warmup_epochs"]), 2**31
+        return self.warmup, 2**31
 
     def alternating(self, epoch: int) -> bool:
         start, end = self.window()
@@ -223,13 +237,14 @@ class AlternationBase(Method):
     def estimate(self, epoch: int) -> None:
         """One pass over the training split: every example's multi-layer support."""
         _sync(self.trainer.device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         self.take_snapshot()
         if self.p["store"] == "stored":
             self.fill_store()
             self.density = self.store.density()
         _sync(self.trainer.device)
         self.estimation_time_s.append(time.perf_counter() - t0)
+        self.estimation_cpu_s.append(time.process_time() - c0)
         self.n_est += 1
         self.pending = False
         self.alternation_epochs.append(epoch)
@@ -303,6 +318,7 @@ class AlternationBase(Method):
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "window": list(self.window()),
+                               "warmup_min_max_gap": list(self.schedule()),
                                "parameters": sum(p.numel() for p in self.trainer.model.parameters()),
                                "hard_threshold_units": len(self.units),
                                "mask_bits_per_example": self.mask_bits()}
@@ -310,7 +326,8 @@ class AlternationBase(Method):
             n_train = len(self.trainer.data.train_idx)
             per = math.ceil(self.mask_bits() / 8)
             out.update({"alternation_epochs": self.alternation_epochs, "n_estimations": self.n_est,
-                        "estimation_time_s": self.estimation_time_s, "store": self.p["store"],
+                        "estimation_time_s": self.estimation_time_s,
+                        "estimation_cpu_s": self.estimation_cpu_s, "store": self.p["store"],
                         "mask_bytes_per_example": per,
                         "mask_bytes_total": per * n_train if self.p["store"] == "stored" else 0,
                         "maskt": self.maskt_results(), "maskt_reading": self.p["maskt"]})
@@ -323,7 +340,8 @@ class AlternationBase(Method):
             packed = self.store.packed
         return {"n_est": self.n_est, "pending": self.pending, "plateau": self.plateau.state_dict(),
                 "alternation_epochs": list(self.alternation_epochs),
-                "estimation_time_s": list(self.estimation_time_s), "density": self.density,
+                "estimation_time_s": list(self.estimation_time_s),
+                "estimation_cpu_s": list(self.estimation_cpu_s), "density": self.density,
                 "snapshot": self.snapshot.state_dict() if self.snapshot is not None else None,
                 "has_store": self.store is not None, "packed": packed}
 
@@ -332,6 +350,7 @@ class AlternationBase(Method):
         self.plateau.load_state_dict(state["plateau"])
         self.alternation_epochs = list(state["alternation_epochs"])
         self.estimation_time_s = list(state["estimation_time_s"])
+        self.estimation_cpu_s = list(state["estimation_cpu_s"])
         self.density = float(state["density"])
         if state["snapshot"] is not None:
             self.take_snapshot()

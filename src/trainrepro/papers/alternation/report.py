@@ -146,10 +146,10 @@ def methods_table(runs: pd.DataFrame, table_id: str, methods: list[str]) -> pd.D
     for ds, model, aug in seen:
         row: dict[str, Any] = {"source": "paper", "setting": f"{ds} / {model}" + (" (aug)" if aug else "")}
         for mth in methods:
-            row[LABELS.get(mth, mth)] = fmt_mean_std(_paper(t, dataset=ds, model=model, method=mth,
-                                                           augmentation=aug), np.nan)
+            pv = _paper(t, dataset=ds, model=model, method=mth, augmentation=aug)
+            row[LABELS.get(mth, mth)] = "—" if np.isnan(pv) else f"{pv:.4f}"
         rows.append(row)
-    for ds, model in _groups(ok, methods):
+    for ds, model in _groups(ok, methods[1:]):
         row = {"source": "ours", "setting": f"{ds} / {model}"}
         base = _vals(ok, ds, model, methods[0])
         for mth in methods:
@@ -158,7 +158,8 @@ def methods_table(runs: pd.DataFrame, table_id: str, methods: list[str]) -> pd.D
             row[LABELS.get(mth, mth)] = "—" if not len(v) else f"{fmt_mean_std(m, sd)} (n={len(v)})"
             if mth != methods[0] and len(v) and len(base):
                 d, dlo, dhi = diff_interval(1.0 - v, 1.0 - base)
-                row[f"{mth} - {methods[0]} [95% CI]"] = f"{d:+.4f} [{dlo:+.4f}, {dhi:+.4f}]"
+                row[f"{mth} - {methods[0]} [95% CI]"] = (f"{d:+.4f}" if np.isnan(dlo) else
+                                                         f"{d:+.4f} [{dlo:+.4f}, {dhi:+.4f}]")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -184,8 +185,8 @@ def fig3_table(runs: pd.DataFrame) -> pd.DataFrame:
     if per.empty:
         return per
     return (per.groupby(["dataset", "model", "method"], sort=False)
-            .agg(target_error=("target_error", "mean"), it_sgd=("it_sgd", "mean"),
-                 it_method=("it_method", "mean"), ratio=("ratio", "mean"),
+            .agg(tol=("tol", "first"), target_error=("target_error", "mean"), it_sgd=("it_sgd", "mean"),
+                 it_method=("it_method", "mean"), reached=("reached", "sum"), ratio=("ratio", "mean"),
                  saving_pct=("saving_pct", "mean"), n=("seed", "count")).reset_index())
 
 
@@ -236,11 +237,14 @@ def time_ratios(runs: pd.DataFrame) -> dict[str, Any]:
         base = g[g["method"] == "sgd"]
         if base.empty:
             continue
-        tb = pd.read_csv(Path(base.iloc[0]["run_dir"]) / "history.csv")["train_time_s"].mean()
+        # CPU runs: process CPU time (wall-clock on a shared CPU box measures other processes)
+        cuda = "cuda" in str(base.iloc[0]["device"]).lower() or "nvidia" in str(base.iloc[0]["device"]).lower()
+        col, est = ("train_time_s", "estimation_time_s") if cuda else ("train_cpu_s", "estimation_cpu_s")
+        tb = pd.read_csv(Path(base.iloc[0]["run_dir"]) / "history.csv")[col].mean()
         for _, r in g[g["method"].isin(["sgd_ht", "i_alt", "b_alt", "b_alt_gate"])].iterrows():
             h = pd.read_csv(Path(r["run_dir"]) / "history.csv")
             s = read_json(Path(r["run_dir"]) / "metrics.json").get("method_summary") or {}
-            t = (h["train_time_s"].sum() + sum(s.get("estimation_time_s", []))) / len(h)
+            t = (h[col].sum() + sum(s.get(est, []))) / len(h)
             per.setdefault(r["method"], []).append(float(t / tb))
     return {f"{m}_time_ratio": float(np.mean(v)) for m, v in per.items()}
 
