@@ -6,8 +6,8 @@ Targets (issue 11, item 9): B-alternation and I-alternation steps <= 1.15x the S
 
     python benchmarks/alternation_overhead.py [--device cpu|cuda] [--repeats 5] [--append]
 
-Cases: the quick profile's network (allcnn_small width 16, digits 8x8, batch 64), a CIFAR-shaped
-small network (allcnn_small width 32 on 32x32x3 random images, batch 128) and, on CUDA only,
+Cases: the quick profile's network (allcnn_small_c width 16, digits 8x8, batch 64), a CIFAR-shaped
+small network (allcnn_small_c width 32 on 32x32x3 random images, batch 128) and, on CUDA only,
 ALL-CNN-C on 32x32x3 (batch 128). Prints a Markdown table; `--append` adds it under
 '## Alternation overhead' in benchmarks/RESULTS.md.
 """
@@ -101,9 +101,9 @@ def main() -> None:
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
     cuda = args.device == "cuda"
-    rows = [measure("allcnn_small w16, digits 8x8, batch 64", digits(), "allcnn_small_c", {"width": 16}, 64,
+    rows = [measure("allcnn_small_c w16, digits 8x8, batch 64", digits(), "allcnn_small_c", {"width": 16}, 64,
                     args.device, args.repeats),
-            measure("allcnn_small w32, 32x32x3, batch 128", synthetic(20000 if cuda else 1024, 32, 3, 10),
+            measure("allcnn_small_c w32, 32x32x3, batch 128", synthetic(20000 if cuda else 1024, 32, 3, 10),
                     "allcnn_small_c", {"width": 32}, 128, args.device, max(3, args.repeats // 2))]
     if cuda:
         rows.append(measure("allcnn_c, 32x32x3, batch 128", synthetic(20000, 32, 3, 10), "allcnn_c",

@@ -200,6 +200,7 @@ def fig3(runs: pd.DataFrame, path: str | Path, scale: str = "quick") -> Path | N
     hist = load_histories(ok)
     fig, axes = plt.subplots(len(groups), 2, figsize=(9, 3.2 * len(groups)), squeeze=False)
     for (ds, model), (ax_l, ax_e) in zip(groups, axes):
+        top = None
         for mth, g in hist[(hist["dataset"] == ds) & (hist["model"] == model)].groupby("method"):
             bs = int(read_json(Path(ok[(ok["method"] == mth)].iloc[0]["run_dir"]) / "metrics.json")["config"]["batch_size"])
             g = g.assign(it=np.ceil(g["n_active"] / bs))
@@ -211,12 +212,15 @@ def fig3(runs: pd.DataFrame, path: str | Path, scale: str = "quick") -> Path | N
             if mth == "i_alt":
                 first = ok[(ok["dataset"] == ds) & (ok["model"] == model) & (ok["method"] == "i_alt")].iloc[0]
                 s = read_json(Path(first["run_dir"]) / "metrics.json").get("method_summary", {})
-                for e in s.get("alternation_epochs", []):
-                    x = float(agg["it"].iloc[e]) - float(agg["it"].iloc[0]) if e < len(agg) else None
-                    if x is not None:
+                for e in s.get("alternation_epochs", []):  # masks estimated at the start of epoch e
+                    if e < len(agg):
+                        x = float(agg["it"].iloc[e - 1]) if e > 0 else 0.0
                         for ax in (ax_l, ax_e):
                             ax.axvline(x, color="grey", ls=":", lw=0.8)
+            if mth == "sgd":
+                top = 10.0 * float(agg["loss"].max())
         ax_l.set_yscale("log")
+        ax_l.set_ylim(top=top)  # a diverging run (B-alternation, replace reading) stays readable
         ax_l.set(title=f"{ds} / {model}: training loss", xlabel="iterations", ylabel="train loss")
         ax_e.set(title=f"{ds} / {model}: test error", xlabel="iterations", ylabel="test error")
         ax_e.legend(fontsize=7)
