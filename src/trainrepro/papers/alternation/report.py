@@ -161,7 +161,7 @@ def methods_table(runs: pd.DataFrame, table_id: str, methods: list[str]) -> pd.D
                 row[f"{mth} - {methods[0]} [95% CI]"] = (f"{d:+.4f}" if np.isnan(dlo) else
                                                          f"{d:+.4f} [{dlo:+.4f}, {dhi:+.4f}]")
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).fillna("")
 
 
 def ht_vs_relu_table(runs: pd.DataFrame, tol: float = 0.01) -> pd.DataFrame:
