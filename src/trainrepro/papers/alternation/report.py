@@ -1,7 +1,8 @@
 """Alternation paper report: Tables 2, 7 and 8 in the paper's layout (paper values beside ours),
 hard-threshold vs ReLU (Sec. 3.1), the MaskT readings, Fig. 3 redrawn with the iterations each
 method needs to reach SGD's final error, and the scalars claims A3 / A4 / A5 read
-(`reports/tables/alternation_scalars.json`).
+(`results/alternation/scalars.json`, written by the train_alternation stage; a copy in
+`reports/tables/alternation_scalars.json`).
 
 Errors are 1 - test accuracy at the reported epoch (the paper prints errors). Ours: mean ± std
 over seeds, 95% t-interval, n. Our quick-scale stand-ins: digits 8x8 for CIFAR-10 / MNIST /
@@ -22,8 +23,7 @@ from ...report.claims import diff_interval
 from ...report.figures import plt, save_fig
 from ...report.tables import fmt_ci, fmt_mean_std, write_table
 from ...results import load_histories, load_runs, mean_ci
-from .alternation import MASKT_READINGS
-from .study import fig3_iterations, iteration_summary, maskt_rows
+from .study import fig3_iterations, maskt_rows, maskt_table, scalars
 
 PAPER_YAML = Path(__file__).resolve().parent / "paper.yaml"
 STUDY = "alternation"
@@ -31,8 +31,8 @@ LABELS = {"sgd": "Baseline (SGD, ReLU)", "sgd_ht": "SGD, hard-threshold units", 
           "i_alt_maskt": "I-alternation + MaskT", "b_alt": "B-alternation",
           "b_alt_gate": "B-alternation (gate reading)", "b_alt_majority": "B-alternation (majority vote)",
           "dsd": "DSD", "dsd_i_alt": "DSD (I-alternation)", "dsd_b_alt": "DSD (B-alternation)"}
+COLORS = {"sgd": "C0", "i_alt": "C1", "b_alt": "C3"}
 PAPER_MODEL = {"allcnn_small_a": "allcnn_a", "allcnn_small_b": "allcnn_b", "allcnn_small_c": "allcnn_c"}
-MASKT_PAPER_DROP = (0.0409, 0.0461)  # Table 2: MaskT costs 4.09-4.61 points
 
 
 def paper_tables(path: str | Path = PAPER_YAML) -> dict[str, dict[str, Any]]:
@@ -76,37 +76,6 @@ def _paper_params(table: dict[str, Any], model: str) -> str:
         if e.get("model") == model and e.get("params"):
             return str(e["params"])
     return ""
-
-
-def maskt_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model): test accuracy of the final I-alternation weights under each MaskT
-    reading, and the drop from the standard test (the paper: 4.09-4.61 points)."""
-    m = maskt_rows(runs[runs["method"] == "i_alt"])
-    if m.empty:
-        return m
-    rows = []
-    for (ds, model), g in m.groupby(["dataset", "model"], sort=False):
-        row: dict[str, Any] = {"dataset": ds, "model": model, "n": len(g)}
-        std = g["maskt_standard"].to_numpy(float)
-        for r in MASKT_READINGS:
-            v = g[f"maskt_{r}"].to_numpy(float)
-            row[f"{r} acc"] = fmt_mean_std(*mean_ci(v)[:2])
-            if r != "standard":
-                row[f"{r} drop (points)"] = 100.0 * float(np.mean(std - v))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def maskt_verdicts(table: pd.DataFrame) -> dict[str, Any]:
-    """Which reading's mean drop lies in (or nearest to) the paper's 4-5 points."""
-    if table.empty:
-        return {}
-    drops = {r: float(table[f"{r} drop (points)"].mean()) for r in MASKT_READINGS if r != "standard"}
-    lo, hi = 100 * MASKT_PAPER_DROP[0], 100 * MASKT_PAPER_DROP[1]
-    dist = {r: 0.0 if lo - 1 <= d <= hi + 1 else min(abs(d - lo), abs(d - hi)) for r, d in drops.items()}
-    best = min(dist, key=dist.get)
-    return {"maskt_drop_points": drops, "maskt_closest_reading": best,
-            "maskt_reproduces_4_5_points": [r for r, d in dist.items() if d == 0.0]}
 
 
 def table2(runs: pd.DataFrame, maskt_reading: str = "snapshot") -> pd.DataFrame:
@@ -207,8 +176,8 @@ def fig3(runs: pd.DataFrame, path: str | Path, scale: str = "quick") -> Path | N
             g["it"] = g.groupby("seed")["it"].cumsum()
             agg = g.groupby("epoch").agg(it=("it", "mean"), loss=("train_loss", "mean"),
                                          err=("test_acc", lambda s: 1 - s.mean()))
-            ax_l.plot(agg["it"], agg["loss"], label=LABELS.get(mth, mth))
-            ax_e.plot(agg["it"], agg["err"], label=LABELS.get(mth, mth))
+            ax_l.plot(agg["it"], agg["loss"], label=LABELS.get(mth, mth), color=COLORS[mth])
+            ax_e.plot(agg["it"], agg["err"], label=LABELS.get(mth, mth), color=COLORS[mth])
             if mth == "i_alt":
                 first = ok[(ok["dataset"] == ds) & (ok["model"] == model) & (ok["method"] == "i_alt")].iloc[0]
                 s = read_json(Path(first["run_dir"]) / "metrics.json").get("method_summary", {})
@@ -229,39 +198,6 @@ def fig3(runs: pd.DataFrame, path: str | Path, scale: str = "quick") -> Path | N
     fig.tight_layout()
     out = save_fig(fig, path)
     plt.close(fig)
-    return out
-
-
-def time_ratios(runs: pd.DataFrame) -> dict[str, Any]:
-    """Training time per epoch (batch loop, plus I-alternation's mask-estimation passes) of each
-    method over SGD (ReLU) on the same cells and seeds: claim A9 (B-alternation is cheap)."""
-    ok = runs[runs["status"] == "ok"]
-    per: dict[str, list[float]] = {}
-    for (ds, model, seed), g in ok.groupby(["dataset", "model", "seed"]):
-        base = g[g["method"] == "sgd"]
-        if base.empty:
-            continue
-        # CPU runs: process CPU time (wall-clock on a shared CPU box measures other processes)
-        cuda = "cuda" in str(base.iloc[0]["device"]).lower() or "nvidia" in str(base.iloc[0]["device"]).lower()
-        col, est = ("train_time_s", "estimation_time_s") if cuda else ("train_cpu_s", "estimation_cpu_s")
-        tb = pd.read_csv(Path(base.iloc[0]["run_dir"]) / "history.csv")[col].mean()
-        for _, r in g[g["method"].isin(["sgd_ht", "i_alt", "b_alt", "b_alt_gate"])].iterrows():
-            h = pd.read_csv(Path(r["run_dir"]) / "history.csv")
-            s = read_json(Path(r["run_dir"]) / "metrics.json").get("method_summary") or {}
-            t = (h[col].sum() + sum(s.get(est, []))) / len(h)
-            per.setdefault(r["method"], []).append(float(t / tb))
-    return {f"{m}_time_ratio": float(np.mean(v)) for m, v in per.items()}
-
-
-def scalars(runs: pd.DataFrame) -> dict[str, Any]:
-    out = iteration_summary(fig3_iterations(runs))
-    out.update(time_ratios(runs))
-    out.update(maskt_verdicts(maskt_table(runs)))
-    mt = maskt_rows(runs[runs["method"] == "i_alt"])
-    if not mt.empty:
-        reading = str(mt["maskt_reading"].iloc[0])
-        out["maskt_reading"] = reading
-        out["maskt_drop"] = float((mt["maskt_standard"] - mt[f"maskt_{reading}"]).mean())
     return out
 
 
