@@ -40,7 +40,7 @@ def paper_tables(path: str | Path = PAPER_YAML) -> dict[str, dict[str, Any]]:
 
 
 def _err_cell(vals: np.ndarray) -> dict[str, Any]:
-    m, sd, lo, hi = mean_ci(1.0 - vals)
+    m, sd, lo, hi = mean_ci(1.0 - vals, bounds=(0.0, 1.0))
     return {"ours error (mean ± std)": fmt_mean_std(m, sd), "95% CI": fmt_ci(lo, hi), "n": len(vals),
             "_mean": m}
 
@@ -123,7 +123,7 @@ def methods_table(runs: pd.DataFrame, table_id: str, methods: list[str]) -> pd.D
         base = _vals(ok, ds, model, methods[0])
         for mth in methods:
             v = _vals(ok, ds, model, mth)
-            m, sd, lo, hi = mean_ci(1.0 - v)
+            m, sd, lo, hi = mean_ci(1.0 - v, bounds=(0.0, 1.0))
             row[LABELS.get(mth, mth)] = "—" if not len(v) else f"{fmt_mean_std(m, sd)} (n={len(v)})"
             if mth != methods[0] and len(v) and len(base):
                 d, dlo, dhi = diff_interval(1.0 - v, 1.0 - base)
