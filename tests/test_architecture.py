@@ -153,7 +153,7 @@ def mentor_file(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("group", ["core", "mentornet", "lgl"])
+@pytest.mark.parametrize("group", ["core", "mentornet", "lgl", "alternation"])
 def test_a_runs_code_hash_covers_every_module_it_loads(group, tmp_path, prepared_digits):
     """Per method family: train in a fresh interpreter, then every trainrepro module that the
     interpreter loaded must be among the files the run's code hash covers."""
@@ -164,6 +164,8 @@ def test_a_runs_code_hash_covers_every_module_it_loads(group, tmp_path, prepared
                       ("mentornet_record", {}), ("forgetting", {"dropout": 0.3}),
                       ("focal", {}), ("reed", {}), ("goldberger", {})],
         "lgl": [("lgl", {"steps": 2}), ("baseline_matched", {"steps": 2})],
+        "alternation": [("i_alt", {"warmup_epochs": 1}), ("b_alt", {"warmup_epochs": 1}),
+                        ("ht_sgd", {}), ("dsd", {"sparse": "b_alt"})],
     }[group]
     jobs = probe_jobs(tmp_path, prepared_digits, families)
     out = subprocess.run([sys.executable, "-c", PROBE.format(tests=str(REPO / "tests")),

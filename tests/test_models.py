@@ -19,6 +19,7 @@ FAST_KWARGS: dict[str, dict] = {
 EXPECTED_NAMES = {
     "mlp", "small_cnn", "allcnn_a", "allcnn_b", "allcnn_c", "nin", "vgg16",
     "resnet18", "resnet34", "wide_resnet_mentornet", "cifarnet",
+    "allcnn_small_a", "allcnn_small_b", "allcnn_small_c",
 }
 
 

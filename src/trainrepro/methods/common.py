@@ -58,3 +58,43 @@ def train_indices_of_classes(trainer: "TrainerView", classes: Sequence[int]) -> 
     cls = torch.as_tensor(list(classes), dtype=torch.long, device=data.train_idx.device)
     mask = torch.isin(data.noisy[data.train_idx], cls)
     return data.train_idx[mask]
+
+
+class Plateau:
+    """Fires when a per-epoch loss has stopped decreasing (alternation: re-estimate the masks).
+
+    Fed one value per epoch since the last reset. Fires after epoch k of the phase (k = number
+    of values seen) when k >= max_gap, or when k >= min_gap and the best value has not improved
+    by more than `min_delta` (relative) for `patience` epochs. State is plain numbers
+    (`state_dict` / `load_state_dict`) so a resumed run fires at the same epoch."""
+
+    def __init__(self, patience: int, min_gap: int, max_gap: int, min_delta: float = 0.0):
+        if not 1 <= min_gap <= max_gap or patience < 1:
+            raise ValueError(f"plateau rule needs 1 <= min_gap <= max_gap and patience >= 1, got "
+                             f"min_gap={min_gap}, max_gap={max_gap}, patience={patience}")
+        self.patience, self.min_gap, self.max_gap = int(patience), int(min_gap), int(max_gap)
+        self.min_delta = float(min_delta)
+        self.reset()
+
+    def reset(self) -> None:
+        self.seen = 0
+        self.best = float("inf")
+        self.since_best = 0
+
+    def update(self, value: float) -> bool:
+        """Add this epoch's value; True when the phase should end now."""
+        self.seen += 1
+        if value < self.best - self.min_delta * abs(self.best if self.best != float("inf") else 0.0):
+            self.best, self.since_best = float(value), 0
+        else:
+            self.since_best += 1
+        if self.seen >= self.max_gap:
+            return True
+        return self.seen >= self.min_gap and self.since_best >= self.patience
+
+    def state_dict(self) -> dict[str, float]:
+        return {"seen": self.seen, "best": self.best, "since_best": self.since_best}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.seen, self.best = int(state["seen"]), float(state["best"])
+        self.since_best = int(state["since_best"])

@@ -6,20 +6,24 @@ Conventions every model keeps (other modules rely on them):
   `dropout` (rate just before the final classifier, default 0);
 - `model.classifier` is the final layer; its weight's first dimension indexes classes;
 - every nonlinearity is its own non-inplace nn.ReLU / nn.LeakyReLU module, used once per
-  forward, so a method can swap it by module replacement (hard-threshold alternation).
+  forward, so a method can swap it by module replacement (hard-threshold alternation);
+- `activation` (default "relu") and `activation_args` are accepted by every model: `build`
+  swaps the nn.ReLU modules for the activation registered under that name (activations.py).
 """
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
+import torch
 from torch import nn
 
-from trainrepro.models import allcnn, cifarnet, nin, resnet, small, vgg, wide_resnet  # noqa: F401  (register)
+from trainrepro.models import allcnn, allcnn_small, cifarnet, nin, resnet, small, vgg, wide_resnet  # noqa: F401  (register)
 from trainrepro.models._common import MODELS
+from trainrepro.models.activations import ACTIVATIONS, check_activation_args, swap_activations
 from trainrepro.registry import ConfigError
 
-__all__ = ["MODELS", "build", "model_kwargs"]
+__all__ = ["ACTIVATIONS", "MODELS", "build", "model_kwargs"]
 
 _COMMON = ("num_classes", "in_channels", "image_size")
 
@@ -27,7 +31,8 @@ _COMMON = ("num_classes", "in_channels", "image_size")
 def model_kwargs(name: str) -> dict[str, Any]:
     """The optional keyword arguments of model `name` with their defaults."""
     params = inspect.signature(MODELS.get_checked(name, "model")).parameters
-    return {k: p.default for k, p in params.items() if k not in _COMMON}
+    out = {k: p.default for k, p in params.items() if k not in _COMMON}
+    return {**out, "activation": "relu", "activation_args": {}}
 
 
 def build(name: str, num_classes: int, in_channels: int, image_size: int, **kwargs: Any) -> nn.Module:
@@ -39,4 +44,12 @@ def build(name: str, num_classes: int, in_channels: int, image_size: int, **kwar
         raise ConfigError(
             f"model {name!r}: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
-    return ctor(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    activation = kwargs.pop("activation", "relu")
+    activation_args = kwargs.pop("activation_args", {})
+    ACTIVATIONS.get_checked(activation, f"model {name!r}: activation")
+    check_activation_args(activation, activation_args)
+    model = ctor(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    if activation != "relu":
+        shape = (1, in_channels, image_size, image_size) if image_size > 1 else (1, in_channels)
+        swap_activations(model, activation, activation_args, torch.zeros(shape))
+    return model

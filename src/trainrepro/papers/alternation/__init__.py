@@ -1,10 +1,23 @@
-"""Alternation between weights and multi-layer supports (Huang, Kong, Lucey): hard-threshold
-units, I- and B-alternation. For now: the paper's reported numbers and claims (paper.yaml,
-claims.yaml)."""
+"""Alternation between weights and multi-layer supports (Huang, Kong, Lucey).
+
+| module          | what                                                                 |
+|-----------------|----------------------------------------------------------------------|
+| `units`         | positive hard-thresholding eta*(q; beta) (Eq. 9), registered as the activation `ht_relu` |
+| `masks`         | bit-packed example-wise supports, the batch mask of Eq. 41, mask context managers |
+| `alternation`   | methods `ht_sgd`, `i_alt` (Sec. 4.1), `b_alt` (Sec. 4.2), `dsd` (Table 8 flow), MaskT |
+| `study`         | Fig. 3's iterations to SGD's final error, MaskT readings from run records |
+| `report`        | Tables 2, 7, 8 in the paper's layout, HT vs ReLU, Fig. 3, claim scalars (reports/alternation.ipynb) |
+
+Reported numbers and claims: paper.yaml, claims.yaml.
+"""
+from __future__ import annotations
+
 from pathlib import Path
 
-from ...registry import Paper, register_paper
+from ...registry import Paper, deferred, register_paper
+from . import alternation, masks, units  # noqa: F401  (register the activation and the methods)
 
 PAPER = register_paper(Paper(
     name="alternation", title="Alternation (Huang, Kong, Lucey)",
-    package=Path(__file__).parent))
+    package=Path(__file__).resolve().parent,
+    write_tables=deferred(f"{__name__}.report", "write_tables")))  # Tables 2, 7, 8 in its layout
