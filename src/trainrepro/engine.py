@@ -292,6 +292,9 @@ class Trainer:
             row["val_loss"], row["val_acc"] = self.evaluate("val")
             row["test_loss"], row["test_acc"] = self.evaluate("test")
             row.update(self.method.epoch_metrics())
+            opt_metrics = getattr(self.optimizer, "epoch_metrics", None)  # optim/__init__.py contract
+            if opt_metrics is not None:
+                row.update(opt_metrics())
             row["epoch_time_s"] = time.perf_counter() - te
             self.history.append(row)
             stop = bool(self.method.on_epoch_end(epoch, row))

@@ -12,6 +12,11 @@ make one parameter group per layer (LLb-SGD). The contract every registered opti
   group["lr_scale"]`. An optimizer that adapts rates per group keeps its adaptation in
   `group["lr_scale"]` (as timm keeps layer decay in lr_scale) and, when it changes it inside an
   epoch, rescales `group["lr"]` by the same ratio; the schedule never overwrites it.
+- Optional `epoch_metrics() -> dict[str, float]`: if the optimizer has it, the engine calls it
+  once per epoch after evaluation and merges the result into the epoch's history row (LLb-SGD
+  logs its per-layer rates so). It is the one place an optimizer may synchronise with the host.
+- Optimizer state that is not per-parameter (LLb-SGD's per-layer rates and loss average) goes
+  into `state_dict()` so that a checkpoint resumes the run exactly.
 
 The standard optimizers are a table of name -> torch class and our defaults; where torch's
 definition differs from the original paper of an optimizer, the table's comment says so.
