@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from ...optim import register_optimizer
+from ...optim.common import sgd_direction
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 LAYER_TYPES = CONV_TYPES + (nn.Linear,)
@@ -114,20 +115,6 @@ def loss_delta(avg: torch.Tensor, loss: torch.Tensor, beta: float, form: str, lo
     if form == "ratio":
         return new, (new / avg).clamp(lo, hi)
     return new, torch.sign(avg - new)
-
-
-def sgd_direction(p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], weight_decay: float,
-                  momentum: float, dampening: float, nesterov: bool) -> torch.Tensor:
-    """torch.optim.SGD's step direction d_p (weight decay, momentum, Nesterov), op for op."""
-    d = g.add(p, alpha=weight_decay) if weight_decay != 0 else g
-    if momentum != 0:
-        buf = state.get("momentum_buffer")
-        if buf is None:
-            buf = state["momentum_buffer"] = torch.clone(d).detach()
-        else:
-            buf.mul_(momentum).add_(d, alpha=1 - dampening)
-        d = d.add(buf, alpha=momentum) if nesterov else buf
-    return d
 
 
 class LLbSGD(torch.optim.Optimizer):
