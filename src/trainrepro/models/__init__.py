@@ -7,6 +7,9 @@ Conventions every model keeps (other modules rely on them):
 - `model.classifier` is the final layer; its weight's first dimension indexes classes;
 - every nonlinearity is its own non-inplace nn.ReLU / nn.LeakyReLU module, used once per
   forward, so a method can swap it by module replacement (hard-threshold alternation).
+
+Every model also takes `init` (models/init.py: default | uniform | normal | xavier | msra),
+applied by `build` after construction.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from torch import nn
 
 from trainrepro.models import allcnn, cifarnet, nin, resnet, small, vgg, wide_resnet  # noqa: F401  (register)
 from trainrepro.models._common import MODELS
+from trainrepro.models.init import CHOICES as INIT_CHOICES, apply_init
 from trainrepro.registry import ConfigError
 
 __all__ = ["MODELS", "build", "model_kwargs"]
@@ -27,7 +31,7 @@ _COMMON = ("num_classes", "in_channels", "image_size")
 def model_kwargs(name: str) -> dict[str, Any]:
     """The optional keyword arguments of model `name` with their defaults."""
     params = inspect.signature(MODELS.get_checked(name, "model")).parameters
-    return {k: p.default for k, p in params.items() if k not in _COMMON}
+    return {**{k: p.default for k, p in params.items() if k not in _COMMON}, "init": "default"}
 
 
 def build(name: str, num_classes: int, in_channels: int, image_size: int, **kwargs: Any) -> nn.Module:
@@ -39,4 +43,8 @@ def build(name: str, num_classes: int, in_channels: int, image_size: int, **kwar
         raise ConfigError(
             f"model {name!r}: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
-    return ctor(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    init = kwargs.pop("init", "default")
+    if init not in INIT_CHOICES:
+        raise ConfigError(f"model {name!r}: init {init!r} is not allowed; allowed: {', '.join(INIT_CHOICES)}")
+    model = ctor(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    return apply_init(model, init)
