@@ -27,7 +27,6 @@ import torch
 import torch.nn as nn
 
 from ...optim import register_optimizer
-from ...optim.common import sgd_direction
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 LAYER_TYPES = CONV_TYPES + (nn.Linear,)
@@ -138,10 +137,18 @@ class LLbSGD(torch.optim.Optimizer):
         self.scale = torch.ones(n, device=device)         # live per-layer scale (lr_scale)
         self.loss_avg = torch.zeros((), device=device)    # smoothed training loss Lbar
         self.prev_gabs = torch.zeros(n, device=device)    # mean |g(t-1)| per layer (gamma term)
-        self.last_f = torch.zeros(n, device=device)       # F_k of the last step (for tests/plots)
+        self._neg_f = torch.zeros(n, device=device)       # -F_k of the last step
         self.steps = 0
-        self.is_fc = torch.tensor([self.param_groups[k]["kind"] == "fc" for k in self.adapt],
-                                  device=device)
+        kinds = [self.param_groups[k]["kind"] for k in self.adapt]
+        self._fc_index = torch.tensor([i for i, kd in enumerate(kinds) if kd == "fc"], dtype=torch.long,
+                                      device=device)
+        # 1 / (number of kernels) for conv layers, 1 / (number of weights) for fc layers
+        counts = []
+        for k in self.adapt:
+            w = self.param_groups[k]["params"][0]
+            per = w.shape[0] * (w.shape[1] if a["kernel"] == "2d" else 1)
+            counts.append(1.0 / (per if self.param_groups[k]["kind"] == "conv" else w.numel()))
+        self._inv_count = torch.tensor(counts, device=device)
         self._base_key: tuple | None = None
         self._base = self._floor = self.scale
 
@@ -166,61 +173,102 @@ class LLbSGD(torch.optim.Optimizer):
         with torch.enable_grad():
             loss = closure()
         a = self.args
+        cur = loss.detach().float()
         if self.steps == 0:
-            self.loss_avg.copy_(loss.detach().float())
-        self.loss_avg, delta = loss_delta(self.loss_avg, loss.detach().float(), a["loss_ema"],
-                                          a["delta"], a["delta_lo"], a["delta_hi"])
+            self.loss_avg = cur.clone()
+        self.loss_avg, delta = loss_delta(self.loss_avg, cur, a["loss_ema"], a["delta"],
+                                          a["delta_lo"], a["delta_hi"])
         self.steps += 1
+        dirs = self._directions()
         if self.xi == 0.0:  # plain SGD, torch's arithmetic exactly
             for g in self.param_groups:
-                for p in g["params"]:
-                    if p.grad is not None:
-                        p.add_(self._direction(p, g), alpha=-g["lr"])
+                live = [p for p in g["params"] if p.grad is not None]
+                if live:
+                    torch._foreach_add_(live, [dirs[p] for p in live], alpha=-g["lr"])
             return loss
         base, floor = self._bases()
-        lr = base * self.scale
-        stats, gabs = [], []
+        lrneg = (base * self.scale).neg_().unbind()   # -rate of each adapted layer
+        params, steps, rates = [], [], []
+        conv, fc, fc_grads = [], [], []                # (layer index, tensor) for F
         adapt = set(self.adapt)
         for k, g in enumerate(self.param_groups):
+            live = [p for p in g["params"] if p.grad is not None]
             if k not in adapt:
-                for p in g["params"]:
-                    if p.grad is not None:
-                        p.add_(self._direction(p, g), alpha=-g["lr"])
+                if live:
+                    torch._foreach_add_(live, [dirs[p] for p in live], alpha=-g["lr"])
                 continue
-            i = len(stats)
+            i = len(conv) + len(fc)
             w = g["params"][0]
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                d = self._direction(p, g)
-                if p is w:
-                    src = d if a["variation"] == "update" else p.grad
-                    stats.append(variation_stat(src, g["kind"], a["kernel"]))
-                    if a["gamma"]:
-                        gabs.append(p.grad.abs().mean())
-                p.add_(d * lr[i], alpha=-1.0)
-            if len(stats) == i:  # the weight had no gradient: no variation
-                stats.append(torch.zeros((), device=self.scale.device))
-                if a["gamma"]:
-                    gabs.append(torch.zeros((), device=self.scale.device))
-        f = torch.stack(stats)
-        if a["variation"] == "update":
-            f = f * lr  # |dW| = lr * |d|
+            if w.grad is None:
+                src = grad = torch.zeros_like(w)
+            else:
+                grad = w.grad
+                src = dirs[w] if a["variation"] == "update" else grad
+            (conv if g["kind"] == "conv" else fc).append((i, src))
+            if g["kind"] == "fc":
+                fc_grads.append(grad)
+            params += live
+            steps += [dirs[p] for p in live]
+            rates += [lrneg[i]] * len(live)
+        torch._foreach_addcmul_(params, steps, rates)  # p <- p - rate_k * d_p
+        stats: list[torch.Tensor] = [self._neg_f[0]] * len(self.adapt)
+        for i, d in conv:
+            dims = tuple(range(2, d.ndim)) if a["kernel"] == "2d" else tuple(range(1, d.ndim))
+            stats[i] = torch.linalg.vector_norm(d, dim=dims).sum()
+        for (i, _), n in zip(fc, torch._foreach_norm([d for _, d in fc], 1) if fc else []):
+            stats[i] = n
+        stat = torch.stack(stats) * self._inv_count                    # mean kernel norm / mean |.|
+        # -F_k: variation "update" = |dW| = rate x stat; "grad" = stat itself
+        neg_f = stat * torch.stack(lrneg) if a["variation"] == "update" else stat.neg_()
         if a["gamma"]:
-            f = f + a["gamma"] * self.prev_gabs * self.is_fc
-            self.prev_gabs = torch.stack(gabs)
-        new = torch.maximum(self.scale * torch.exp(-self.xi * delta * f), floor)
+            neg_f = neg_f - a["gamma"] * self.prev_gabs
+            prev = torch.zeros_like(self.prev_gabs)
+            prev[self._fc_index] = torch.stack(torch._foreach_norm(fc_grads, 1)) * self._inv_count[self._fc_index]
+            self.prev_gabs = prev
+        new = torch.maximum(self.scale * torch.exp(neg_f * (delta * self.xi)), floor)
         if a["delta"] == "sign":  # a rate may recover while the loss rises, never above its start
             new = new.clamp(max=1.0)
+        else:
+            new = torch.minimum(new, self.scale)
         if a["gate"] == "decay":
-            new = torch.where(f > a["threshold"], new, self.scale)
-        self.scale = torch.minimum(new, self.scale) if a["delta"] == "ratio" else new
-        self.last_f = f
+            new = torch.where(neg_f < -a["threshold"], new, self.scale)
+        self.scale = new
+        self._neg_f = neg_f
         return loss
 
-    def _direction(self, p: torch.Tensor, g: dict[str, Any]) -> torch.Tensor:
-        return sgd_direction(p, p.grad, self.state[p], g["weight_decay"], g["momentum"],
-                             g["dampening"], g["nesterov"])
+    @property
+    def last_f(self) -> torch.Tensor:
+        """F_k of the last step, per adapted layer (device tensor)."""
+        return -self._neg_f
+
+    def _directions(self) -> dict[torch.Tensor, torch.Tensor]:
+        """torch SGD's direction d_p of every parameter with a gradient (L2 weight decay,
+        momentum, Nesterov), with foreach ops over the parameters sharing hyper-parameters:
+        the same per-tensor kernels as torch.optim.SGD, so the same bits."""
+        buckets: dict[tuple, list[torch.Tensor]] = {}
+        for g in self.param_groups:
+            key = (g["weight_decay"], g["momentum"], g["dampening"], g["nesterov"])
+            buckets.setdefault(key, []).extend(p for p in g["params"] if p.grad is not None)
+        out: dict[torch.Tensor, torch.Tensor] = {}
+        for (wd, mom, damp, nesterov), ps in buckets.items():
+            if not ps:
+                continue
+            grads = [p.grad for p in ps]
+            ds = torch._foreach_add(grads, ps, alpha=wd) if wd != 0 else grads
+            if mom != 0:
+                old = [(self.state[p]["momentum_buffer"], d) for p, d in zip(ps, ds)
+                       if "momentum_buffer" in self.state[p]]
+                if old:
+                    bufs = [b for b, _ in old]
+                    torch._foreach_mul_(bufs, mom)
+                    torch._foreach_add_(bufs, [d for _, d in old], alpha=1 - damp)
+                for p, d in zip(ps, ds):
+                    if "momentum_buffer" not in self.state[p]:
+                        self.state[p]["momentum_buffer"] = torch.clone(d).detach()
+                bufs = [self.state[p]["momentum_buffer"] for p in ps]
+                ds = torch._foreach_add(ds, bufs, alpha=mom) if nesterov else bufs
+            out.update(zip(ps, ds))
+        return out
 
     # --- host side: epoch ends and checkpoints ---------------------------------------------
     def sync_rates(self) -> list[float]:
