@@ -24,8 +24,8 @@ from trainrepro.config import TRAIN_DEFAULTS
 from trainrepro.data.loader import DeviceData
 from trainrepro.data.prepared import PreparedDataset
 from trainrepro.engine import Trainer
-from trainrepro.mentor.net import build_mentor, save_mentor
 from trainrepro.methods import METHODS
+from trainrepro.papers.mentornet.net import build_mentor, save_mentor
 
 
 def synthetic(n: int, side: int, channels: int, k: int, seed: int = 0) -> PreparedDataset:

@@ -3,7 +3,10 @@ import argparse
 
 from trainrepro.cli import guarded
 from trainrepro.config import load_params
+from trainrepro.papers import load_all
 from trainrepro.report.aggregate import aggregate
+
+load_all()  # every paper registers its methods, params sections and report writers
 
 
 def main() -> None:

@@ -6,8 +6,11 @@ from pathlib import Path
 from trainrepro.cli import guarded
 from trainrepro.config import load_params
 from trainrepro.io import write_json
-from trainrepro.lgl.analysis import compute_analysis, entropy_analysis
-from trainrepro.lgl.params import analysis_params
+from trainrepro.papers import load_all
+from trainrepro.papers.lgl.analysis import compute_analysis, entropy_analysis
+from trainrepro.papers.lgl.params import analysis_params
+
+load_all()  # every paper registers its methods, params sections and report writers
 
 
 def main() -> None:

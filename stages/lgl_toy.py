@@ -3,8 +3,11 @@ import argparse
 
 from trainrepro.cli import guarded
 from trainrepro.config import load_params
-from trainrepro.lgl.params import toy_params
-from trainrepro.lgl.toy import run_toy
+from trainrepro.papers import load_all
+from trainrepro.papers.lgl.params import toy_params
+from trainrepro.papers.lgl.toy import run_toy
+
+load_all()  # every paper registers its methods, params sections and report writers
 
 
 def main() -> None:

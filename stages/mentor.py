@@ -5,7 +5,10 @@ import time
 
 from trainrepro.cli import guarded
 from trainrepro.config import load_params
-from trainrepro.mentor.stage import run
+from trainrepro.papers import load_all
+from trainrepro.papers.mentornet.stage import run
+
+load_all()  # every paper registers its methods, params sections and report writers
 
 
 def main() -> None:

@@ -7,6 +7,9 @@ from pathlib import Path
 from trainrepro.cli import guarded
 from trainrepro.config import load_params, noise_variants
 from trainrepro.data.prepared import prepare_dataset
+from trainrepro.papers import load_all
+
+load_all()  # every paper registers its methods, params sections and report writers
 
 
 def main() -> None:

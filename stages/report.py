@@ -4,8 +4,11 @@ from pathlib import Path
 
 from trainrepro.cli import guarded
 from trainrepro.config import load_params
-from trainrepro.report.aggregate import PAPERS
+from trainrepro.papers import load_all
+from trainrepro.registry import PAPERS
 from trainrepro.report.notebooks import run_notebook
+
+load_all()  # every paper registers its methods, params sections and report writers
 
 
 def main() -> None:

@@ -30,3 +30,8 @@ def train_cfg(**over) -> dict:
            "seed": 0, "name": "test", "config_hash": "h"}
     cfg.update(over)
     return cfg
+
+
+from trainrepro.papers import load_all  # noqa: E402  (the registries need every paper, as in the stages)
+
+load_all()

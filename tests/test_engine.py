@@ -6,14 +6,14 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from conftest import train_cfg
 
 from trainrepro.data.loader import DeviceData
 from trainrepro.data.prepared import load_prepared
 from trainrepro.engine import Trainer, reported_metrics
 from trainrepro.methods import METHODS
 from trainrepro.methods.base import Method
-
-from conftest import train_cfg
+from trainrepro.optim import register_optimizer
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,65 @@ def test_reported_epoch_rules_use_validation_only():
     assert best["epoch"] == 1 and best["test_acc"] == 0.1  # chosen by validation, not by test
     assert reported_metrics(hist, "mean_last_k", 2)["test_acc"] == pytest.approx(0.525)
     assert math.isclose(reported_metrics(hist, "mean_last_k", 2)["val_acc"], 0.75)
+
+
+class RecordForward(Method):
+    """forward hook: sees every training batch (indices included) and returns its logits."""
+    family = "test_forward"
+
+    def __init__(self, params, trainer):
+        super().__init__(params, trainer)
+        self.seen = []
+
+    def forward(self, net, batch):
+        self.seen.append(batch.idx.clone())
+        return net(batch.x) * 0.0  # constant logits: the loss is log K at every step
+
+
+def test_forward_hook_receives_the_batch_indices_and_supplies_the_logits(data):
+    t = Trainer(train_cfg(epochs=1), data, RecordForward, {})
+    t.fit()
+    seen = torch.cat(t.method.seen)
+    assert sorted(seen.tolist()) == sorted(data.train_idx.tolist())  # each example once per epoch
+    assert t.history[0]["train_loss"] == pytest.approx(math.log(10), rel=1e-5)
+
+
+@register_optimizer("test_closure_sgd", scale=0.5)
+def closure_sgd(model, lr, weight_decay, scale=0.5):
+    """SGD that counts closure calls and halves its per-group lr_scale at its first step."""
+    class Counting(torch.optim.SGD):
+        calls = 0
+        losses: list = []
+
+        def step(self, closure):
+            loss = closure()
+            Counting.calls += 1
+            self.losses.append(float(loss.detach()))
+            for g in self.param_groups:
+                if g["lr_scale"] == 1.0:          # an adaptive optimizer's per-group rate
+                    g["lr_scale"] = scale
+                    g["lr"] *= scale
+            return super().step()
+
+    return Counting(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def test_optimizer_gets_the_loss_through_step_closure_once_per_step(data):
+    t = Trainer(train_cfg(epochs=2, optimizer="test_closure_sgd", optimizer_args={},
+                          batch_size=128), data, METHODS["fullmodel"], {})
+    t.fit()
+    steps = 2 * math.ceil(len(data.train_idx) / 128)
+    assert type(t.optimizer).calls == steps
+    assert all(math.isfinite(v) for v in t.optimizer.losses)
+
+
+def test_schedule_never_overwrites_a_per_group_lr_scale(data):
+    t = Trainer(train_cfg(epochs=3, optimizer="test_closure_sgd", optimizer_args={},
+                          schedule="cosine"), data, METHODS["fullmodel"], {})
+    t.fit()
+    g = t.optimizer.param_groups[0]
+    assert g["lr_scale"] == 0.5
+    # the logged rate is set at the epoch start: base x cosine factor x lr_scale
+    for row in t.history[1:]:
+        factor = 0.5 * (1 + math.cos(math.pi * row["epoch"] / 3))
+        assert row["lr"] == pytest.approx(0.1 * factor * 0.5)

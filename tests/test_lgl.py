@@ -15,9 +15,18 @@ from trainrepro.data.prepared import PreparedDataset, normalisation
 from trainrepro.engine import Trainer
 from trainrepro.methods import METHODS
 from trainrepro.methods.common import class_conditional_entropy, conditional_entropy
-from trainrepro.methods.lgl import (class_order, group_sizes, reinit_classifier_rows,
-                                    select_by_entropy)
-from trainrepro.methods.spl import fraction_threshold, spl_inv_select, spl_select, spld_select
+from trainrepro.methods.spl import (
+    fraction_threshold,
+    spl_inv_select,
+    spl_select,
+    spld_select,
+)
+from trainrepro.papers.lgl.method import (
+    class_order,
+    group_sizes,
+    reinit_classifier_rows,
+    select_by_entropy,
+)
 from trainrepro.registry import ConfigError
 
 

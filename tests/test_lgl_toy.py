@@ -9,8 +9,13 @@ import pandas as pd
 import pytest
 
 from trainrepro.data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
-from trainrepro.lgl.analysis import rank_lower_half
-from trainrepro.lgl.toy import iterations_to, pairwise_faster, toy_dataset, toy_summary
+from trainrepro.papers.lgl.analysis import rank_lower_half
+from trainrepro.papers.lgl.toy import (
+    iterations_to,
+    pairwise_faster,
+    toy_dataset,
+    toy_summary,
+)
 
 
 @pytest.mark.parametrize("layout", ["separable", "overlapping"])

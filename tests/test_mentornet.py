@@ -12,13 +12,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-
 from conftest import REPO, train_cfg
-from trainrepro.mentor.curriculum import PercentileEMA, epoch_percent, pd_targets, pd_weight
-from trainrepro.mentor.fit import fit_mentor
-from trainrepro.mentor.net import build_mentor, load_mentor, save_mentor
-from trainrepro.methods.mentornet import MentorNetSPADE
-from trainrepro.methods.noisy_baselines import NoiseAdaptation, focal_loss, goldberger_loss, reed_loss
+
+from trainrepro.papers.mentornet.baselines import (
+    NoiseAdaptation,
+    focal_loss,
+    goldberger_loss,
+    reed_loss,
+)
+from trainrepro.papers.mentornet.curriculum import (
+    PercentileEMA,
+    epoch_percent,
+    pd_targets,
+    pd_weight,
+)
+from trainrepro.papers.mentornet.fit import fit_mentor
+from trainrepro.papers.mentornet.net import build_mentor, load_mentor, save_mentor
+from trainrepro.papers.mentornet.spade import MentorNetSPADE
 
 FIT = {"batch_size": 64, "steps": 300, "lr": 0.05, "lr_decay": 0.9, "lr_decay_steps": 100,
        "grad_clip": 5.0, "seed": 0}
@@ -215,7 +225,7 @@ def _tiny_params(tmp: Path) -> Path:
 def stage_outputs(tmp_path_factory):
     from trainrepro.config import load_params
     from trainrepro.data.prepared import prepare_dataset
-    from trainrepro.mentor.stage import run
+    from trainrepro.papers.mentornet.stage import run
 
     tmp = tmp_path_factory.mktemp("mentor_stage")
     params = load_params(_tiny_params(tmp))

@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from trainrepro.data.noise import (NOISE_MODELS, PairFlip, SymmetricExclusive, SymmetricInclusive,
-                                   empirical_transition, make_noise, noise_id)
+from trainrepro.data.noise import (
+    NOISE_MODELS,
+    PairFlip,
+    SymmetricExclusive,
+    SymmetricInclusive,
+    empirical_transition,
+    make_noise,
+    noise_id,
+)
 from trainrepro.registry import ConfigError
 
 K, N = 10, 200_000

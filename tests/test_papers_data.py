@@ -59,8 +59,9 @@ SELECTOR_KEYS = {"study", "dataset", "noise", "method", "model"}
 CLAIM_PREFIX = {"mentornet": "M", "lgl": "L", "alternation": "A", "llbsgd": "B"}
 
 
-def load(name: str):
-    with open(PAPERS_DIR / f"{name}.yaml") as f:
+def load(name: str, kind: str = "paper"):
+    """A paper package's paper.yaml or claims.yaml."""
+    with open(PAPERS_DIR / name / f"{kind}.yaml") as f:
         return yaml.safe_load(f)
 
 
@@ -71,7 +72,10 @@ def papers():
 
 @pytest.fixture(scope="module")
 def claims_doc():
-    return load("claims")
+    """Every paper's claims.yaml, concatenated (claim ids are unique across papers)."""
+    docs = [load(p, "claims") for p in PAPERS]
+    return {"claims": [c for d in docs for c in d["claims"]],
+            "untested_claims": [c for d in docs for c in d.get("untested_claims", [])]}
 
 
 def numeric_tables(doc):

@@ -5,13 +5,18 @@ import time
 import numpy as np
 import pytest
 import torch
-
-from trainrepro.data.loader import DeviceData, random_crop_flip
-from trainrepro.data.prepared import DataIntegrityError, load_prepared, prepare_dataset, split_pool
-from trainrepro.data.sources import gaussian_blobs, load_raw
-from trainrepro.registry import ConfigError
-
 from conftest import DIGITS_CFG
+
+from trainrepro.data import load_raw
+from trainrepro.data.loader import DeviceData, random_crop_flip
+from trainrepro.data.prepared import (
+    DataIntegrityError,
+    load_prepared,
+    prepare_dataset,
+    split_pool,
+)
+from trainrepro.data.sources import gaussian_blobs
+from trainrepro.registry import ConfigError
 
 
 def test_splits_are_disjoint_cover_the_pool_and_are_fixed_by_the_data_seed():

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainrepro.data.checksums import ChecksumError, md5_file, verify_md5
-from trainrepro.data.sources import SOURCES, load_raw
+from trainrepro.data import SOURCES, load_raw
+from trainrepro.data.checksums import ChecksumError, verify_md5
+from trainrepro.io import md5_file
 from trainrepro.registry import ConfigError
 
 try:

@@ -4,22 +4,15 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from .data.checksums import ChecksumError
+from .data.prepared import DataIntegrityError
 from .registry import ConfigError
 
 
 def guarded(main: Callable[[], None]) -> None:
     """Run a stage; a bad param or a corrupt input exits 2 with one line naming it."""
-    from .data.prepared import DataIntegrityError
-
-    errors: tuple[type[BaseException], ...] = (ConfigError, DataIntegrityError)
-    try:
-        from .data.checksums import ChecksumError
-
-        errors += (ChecksumError,)
-    except ImportError:
-        pass
     try:
         main()
-    except errors as e:
+    except (ConfigError, DataIntegrityError, ChecksumError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -6,6 +6,7 @@ resolved as: `train` defaults <- profile `train` <- block `train` <- method inst
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from dataclasses import dataclass, field
@@ -14,11 +15,15 @@ from typing import Any, Callable
 
 import yaml
 
-from .registry import ConfigError
+from .data import SOURCES
+from .data.noise import NOISE_MODELS
+from .methods import METHODS
+from .models import MODELS
+from .optim import OPTIMIZERS, SCHEDULES, check_args, schedule_args
+from .registry import PAPERS, ConfigError, check_value
 
+# The core's sections; each paper adds its own (registry.Paper.sections).
 TOP_LEVEL = ["profile", "runtime", "noise", "datasets", "train", "methods", "profiles"]
-# Extra top-level sections owned by one paper's stage register a validator here.
-SECTION_VALIDATORS: dict[str, Callable[[Any, dict[str, Any]], None]] = {}
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "model": "small_cnn", "model_args": {}, "epochs": 20, "batch_size": 64,
@@ -50,8 +55,6 @@ SOURCE_KEYS: dict[str, dict[str, Any]] = {
 
 def _check(key: str, value: Any, default: Any, rng: tuple | None = None,
            choices: list | None = None) -> None:
-    from .methods.base import check_value
-
     check_value(key, value, default, rng, choices)
 
 
@@ -65,25 +68,21 @@ def _check_keys(where: str, got: dict, allowed: list[str] | set[str]) -> None:
 
 def validate_train(where: str, t: dict[str, Any]) -> None:
     """Check a (partial) train section: keys, types, ranges, registry names."""
-    from .models import MODELS
-    from .optim import OPTIMIZERS, SCHEDULES, check_args
-
     _check_keys(where, t, TRAIN_DEFAULTS)
     for k, v in t.items():
         _check(f"{where}.{k}", v, TRAIN_DEFAULTS[k], TRAIN_RANGES.get(k), TRAIN_CHOICES.get(k))
     if "model" in t:
         MODELS.get_checked(t["model"], f"{where}.model")
     if "optimizer" in t:
-        OPTIMIZERS.get_checked(t["optimizer"], f"{where}.optimizer")
-        check_args(OPTIMIZERS[t["optimizer"]], t.get("optimizer_args", {}), f"{where}.optimizer_args")
+        spec = OPTIMIZERS.get_checked(t["optimizer"], f"{where}.optimizer")
+        check_args(spec.args, t.get("optimizer_args", {}), f"{where}.optimizer_args", t["optimizer"])
     if "schedule" in t:
         SCHEDULES.get_checked(t["schedule"], f"{where}.schedule")
-        check_args(SCHEDULES[t["schedule"]], t.get("schedule_args", {}), f"{where}.schedule_args")
+        check_args(schedule_args(t["schedule"]), t.get("schedule_args", {}), f"{where}.schedule_args",
+                   t["schedule"])
 
 
 def validate_dataset(where: str, d: dict[str, Any]) -> None:
-    from .data.sources import SOURCES
-
     if not isinstance(d, dict) or "source" not in d:
         raise ConfigError(f"{where}.source: missing; allowed: {', '.join(sorted(SOURCES))}")
     SOURCES.get_checked(d["source"], f"{where}.source")
@@ -133,13 +132,19 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return Params(raw)
 
 
-def validate(raw: dict[str, Any]) -> None:
-    from .data.noise import NOISE_MODELS
-    from .methods import METHODS
+def paper_sections() -> dict[str, Callable[[Any, dict[str, Any]], None]]:
+    """Top-level params sections owned by the registered papers, with their validators."""
+    return {k: fn for paper in PAPERS.values() for k, fn in paper.sections.items()}
 
+
+def validate(raw: dict[str, Any]) -> None:
     if not isinstance(raw, dict):
         raise ConfigError("params.yaml: expected a mapping at the top level")
-    _check_keys("params", raw, set(TOP_LEVEL) | set(SECTION_VALIDATORS))
+    if not PAPERS:
+        raise ConfigError("no paper is registered: call trainrepro.papers.load_all() before "
+                          "validating params (the stage scripts do)")
+    sections = paper_sections()
+    _check_keys("params", raw, set(TOP_LEVEL) | set(sections))
     for k in TOP_LEVEL:
         if k not in raw:
             raise ConfigError(f"{k}: missing top-level section")
@@ -167,7 +172,7 @@ def validate(raw: dict[str, Any]) -> None:
                           f"{', '.join(sorted(raw['profiles']))}")
     for pname, prof in raw["profiles"].items():
         validate_profile(f"profiles.{pname}", prof, raw)
-    for key, fn in SECTION_VALIDATORS.items():
+    for key, fn in sections.items():
         if key in raw:
             fn(raw[key], raw)
 
@@ -198,8 +203,6 @@ def validate_profile(where: str, prof: dict[str, Any], raw: dict[str, Any]) -> N
             for s in b["seeds"]:
                 _check(f"{bw}.seeds", s, 0, (0, None))
             if "models" in b:
-                from .models import MODELS
-
                 for m in b["models"]:
                     MODELS.get_checked(m, f"{bw}.models")
             if "train" in b:
@@ -209,6 +212,7 @@ def validate_profile(where: str, prof: dict[str, Any], raw: dict[str, Any]) -> N
 @dataclass
 class RunSpec:
     """One training run: a cell of the matrix and one seed."""
+
     study: str
     cell: str
     dataset: str
@@ -270,20 +274,29 @@ def noise_variants(params: Params) -> dict[str, list[tuple[str, float, int]]]:
     return out
 
 
-_CODE_HASH: str | None = None
+PACKAGE_ROOT = Path(__file__).resolve().parent
+# Not part of any run's code: the report infrastructure (aggregate and report stages only).
+NOT_TRAINING = ("report",)
 
 
-def code_hash() -> str:
-    """Hash of the source files that influence training results."""
-    global _CODE_HASH
-    if _CODE_HASH is None:
-        root = Path(__file__).parent
-        h = hashlib.sha256()
-        for sub in ("engine.py", "data", "models", "methods", "optim"):
-            p = root / sub
-            files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
-            for f in files:
-                h.update(str(f.relative_to(root)).encode())
-                h.update(f.read_bytes())
-        _CODE_HASH = h.hexdigest()[:16]
-    return _CODE_HASH
+def code_files(method_module: str) -> list[Path]:
+    """The source files a run of a method defined in `method_module` can execute: every module
+    of the core outside report/, plus, for a method of a paper package, that package's files
+    (a test checks that every trainrepro module a run loads is among them)."""
+    core = [f for f in sorted(PACKAGE_ROOT.rglob("*.py"))
+            if f.relative_to(PACKAGE_ROOT).parts[0] not in NOT_TRAINING + ("papers",)]
+    files = core + [PACKAGE_ROOT / "papers" / "__init__.py"]
+    parts = method_module.split(".")
+    if parts[:2] == ["trainrepro", "papers"] and len(parts) > 2:
+        files += sorted((PACKAGE_ROOT / "papers" / parts[2]).rglob("*.py"))
+    return files
+
+
+@functools.lru_cache(maxsize=None)
+def code_hash(method_module: str) -> str:
+    """Hash of `code_files(method_module)`: names and contents."""
+    h = hashlib.sha256()
+    for f in code_files(method_module):
+        h.update(str(f.relative_to(PACKAGE_ROOT)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]

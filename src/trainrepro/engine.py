@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from . import __version__
 from .data.loader import DeviceData
@@ -266,7 +268,6 @@ class Trainer:
         epoch = self.start_epoch
         bar = None
         if self.progress:
-            from tqdm.auto import tqdm
             bar = tqdm(total=self.epochs, initial=self.start_epoch, leave=False,
                        desc=str(self.cfg.get("name", "run")))
         while epoch < self.epochs and not stop:
@@ -332,7 +333,6 @@ class Trainer:
         return record
 
     def write_record(self, record: dict[str, Any]) -> None:
-        import pandas as pd
 
         assert self.run_dir is not None
         cols = HISTORY_COLUMNS + sorted({k for r in self.history for k in r} - set(HISTORY_COLUMNS))

@@ -7,9 +7,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+import torch
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -63,23 +64,31 @@ def save_npy(path: str | Path, arr: np.ndarray) -> None:
 
 
 def torch_save(path: str | Path, obj: Any) -> None:
-    import torch
 
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
+def stream_hash(stream: IO[bytes], algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+    """Hex digest of everything left in a binary stream (the project's one hashing helper)."""
+    h = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
+    while chunk := stream.read(chunk_size):
+        h.update(chunk)
     return h.hexdigest()
+
+
+def file_hash(path: str | Path, algorithm: str = "sha256") -> str:
+    with open(path, "rb") as f:
+        return stream_hash(f, algorithm)
+
+
+def sha256_file(path: str | Path) -> str:
+    return file_hash(path, "sha256")
+
+
+def md5_file(path: str | Path) -> str:
+    return file_hash(path, "md5")
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:

@@ -7,6 +7,7 @@ packages (src/trainrepro/papers/<paper>/): the core iterates it and never import
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -87,6 +88,7 @@ class Paper:
     sections  params.yaml top-level sections the paper owns, with their validators
     write_tables  the paper's tables in its own layout (None: only the generic ones)
     """
+
     name: str
     title: str
     package: Path
@@ -105,6 +107,15 @@ class Paper:
 
 
 PAPERS: Registry = Registry("paper")
+
+
+def deferred(module: str, attr: str) -> Callable[..., Any]:
+    """`module.attr(...)`, imported at the first call: a paper's report code (matplotlib) stays
+    out of the training workers that import the paper for its methods."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    return call
 
 
 def register_paper(paper: Paper) -> Paper:

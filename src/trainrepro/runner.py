@@ -1,16 +1,24 @@
 """Runs the runs of a study: skips those whose record matches their config hash, resumes
-interrupted ones from their checkpoint, and runs the rest in a small process pool on CPU."""
+interrupted ones from their checkpoint, and runs the rest in the project's process pool on CPU
+(`parallel.run_jobs`). A worker imports the module of its run's method by the name the method
+registry records, so it loads only that method's paper (core never imports a paper)."""
 from __future__ import annotations
 
-import os
+import importlib
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .config import Params, RunSpec, code_hash, expand_study
+from .data.loader import DeviceData
+from .data.prepared import load_prepared
+from .engine import Trainer, resolve_device
 from .io import read_json, sha256_file, stable_hash, write_json
+from .methods import METHODS
+from .parallel import run_jobs
 
 _DATA_CACHE: dict[tuple, Any] = {}
 
@@ -23,7 +31,8 @@ def run_config(spec: RunSpec, prepared_root: str | Path, extra_inputs: dict[str,
         "cell": spec.cell, "dataset": spec.dataset, "dataset_cfg": spec.dataset_cfg,
         "data_sha256": sha256_file(manifest), "noise": list(spec.noise), "method": spec.method,
         "method_family": spec.method_family, "method_params": spec.method_params,
-        "seed": spec.seed, "code_hash": code_hash(), "inputs": extra_inputs,
+        "seed": spec.seed, "code_hash": code_hash(METHODS[spec.method_family].__module__),
+        "inputs": extra_inputs,
     }
     cfg["config_hash"] = stable_hash({k: v for k, v in cfg.items() if k != "name"})
     return cfg
@@ -42,13 +51,7 @@ def is_done(run_dir: Path, config_hash: str) -> bool:
 
 def execute(job: dict[str, Any]) -> dict[str, Any]:
     """Worker entry point: train one run (in this process) and return a short summary."""
-    import torch
-
-    from .data.loader import DeviceData
-    from .data.prepared import load_prepared
-    from .engine import Trainer, resolve_device
-    from .methods import METHODS
-
+    importlib.import_module(job["method_module"])  # registers the family in this process
     cfg, device = job["cfg"], resolve_device(job["device"])
     if device.type == "cpu":
         torch.set_num_threads(int(job["threads"]))
@@ -71,24 +74,10 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
             "test_acc": rec.get("reported", {}).get("test_acc"), "wall": rec.get("wall_time_s")}
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def run_study(params: Params, study: str, prepared_root: str = "data/prepared",
               results_root: str = "results", extra_inputs: dict[str, str] | None = None,
               runs: list[RunSpec] | None = None) -> list[dict[str, Any]]:
     """Run every pending run of `study`; write results/<study>/index.json; return summaries."""
-    from tqdm.auto import tqdm
-
-    from .engine import resolve_device
-
-    from dataclasses import replace
-
-    from .methods import METHODS
-
     rt = params.runtime
     runs = runs if runs is not None else expand_study(params, study)
     runs = [replace(r, method_params={**r.method_params,
@@ -105,25 +94,13 @@ def run_study(params: Params, study: str, prepared_root: str = "data/prepared",
                       "run_dir": str(run_dir), "config_hash": cfg["config_hash"]})
         if not done:
             jobs.append({"cfg": cfg, "run_dir": str(run_dir), "device": str(device),
+                         "method_module": METHODS[spec.method_family].__module__,
                          "threads": rt["threads"], "prepared": str(Path(prepared_root) / spec.dataset)})
-    summaries: list[dict[str, Any]] = []
-    workers = 1 if device.type == "cuda" else min(int(rt["workers"]), max(len(jobs), 1))
-    bar = tqdm(total=len(jobs), desc=f"train {study}", disable=not rt["progress"] or not jobs,
-               unit="run")
-    if workers <= 1:
-        for job in jobs:
-            job["progress_epochs"] = rt["progress"] and device.type == "cuda"
-            summaries.append(execute(job))
-            bar.update(1)
-    else:
-        os.environ.setdefault("OMP_NUM_THREADS", str(rt["threads"]))
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=_init_worker, initargs=(int(rt["threads"]),)) as pool:
-            futures = [pool.submit(execute, job) for job in jobs]
-            for fut in as_completed(futures):
-                summaries.append(fut.result())
-                bar.update(1)
-    bar.close()
+    workers = 1 if device.type == "cuda" else int(rt["workers"])
+    for job in jobs:  # per-epoch bars only where one run at a time is slow enough to watch
+        job["progress_epochs"] = bool(rt["progress"]) and device.type == "cuda"
+    summaries = run_jobs(execute, jobs, workers=workers, threads=int(rt["threads"]),
+                         desc=f"train {study}", progress=bool(rt["progress"]))
     write_json(Path(results_root) / study / "index.json",
                {"study": study, "profile": params.profile_name, "scale": params.scale, "runs": index})
     failed = [s for s in summaries if s["status"] == "failed"]

@@ -1,11 +1,12 @@
-"""File checksums (sha256, md5) and the error raised when a file does not match its expected hash."""
+"""Verifying files against expected checksums, and the error raised when one does not match
+(the hashing itself is `io.file_hash`)."""
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from typing import IO, Any
+from typing import Any
 
+from ..io import file_hash
 from ..registry import ConfigError
 
 HEX_LENGTH = {"md5": 32, "sha1": 40, "sha256": 64}
@@ -31,27 +32,6 @@ def normalize_hash(value: Any, algorithm: str, key: str = "checksum") -> str:
     if not re.fullmatch(f"[0-9a-f]{{{n}}}", text):
         raise ConfigError(f"{key}: {value!r} is not a {algorithm} hex digest ({n} hex digits)")
     return text
-
-
-def stream_hash(stream: IO[bytes], algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
-    """Hex digest of everything left in a binary stream."""
-    h = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
-    while chunk := stream.read(chunk_size):
-        h.update(chunk)
-    return h.hexdigest()
-
-
-def file_hash(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    with open(path, "rb") as f:
-        return stream_hash(f, algorithm)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    return file_hash(path, "sha256")
-
-
-def md5_file(path: str | os.PathLike) -> str:
-    return file_hash(path, "md5")
 
 
 def verify_file(path: str | os.PathLike, expected: str, algorithm: str = "sha256", hint: str = "") -> str:

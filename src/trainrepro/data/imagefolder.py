@@ -24,9 +24,10 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
+from ..io import sha256_file
 from ..registry import ConfigError
-from .checksums import normalize_hash, sha256_file, verify_sha256
-from .sources import SOURCES, RawDataset
+from .base import SOURCES, RawDataset
+from .checksums import normalize_hash, verify_sha256
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")

@@ -14,6 +14,7 @@ from .prepared import PreparedDataset
 @dataclass
 class Batch:
     """One mini-batch: inputs, the labels the learner sees, and dataset indices (into the pool)."""
+
     x: torch.Tensor
     y: torch.Tensor
     idx: torch.Tensor

@@ -20,8 +20,8 @@ import numpy as np
 
 from ..io import read_json, save_npy, sha256_file, write_json
 from ..registry import ConfigError
+from .base import RawDataset, load_raw
 from .noise import empirical_transition, make_noise, noise_id
-from .sources import RawDataset, load_raw
 
 
 class DataIntegrityError(ValueError):

@@ -26,9 +26,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..io import file_hash, md5_file, stream_hash
 from ..registry import ConfigError
-from .checksums import ChecksumError, file_hash, md5_file, normalize_hash, stream_hash
-from .sources import SOURCES, RawDataset
+from .base import SOURCES, RawDataset
+from .checksums import ChecksumError, normalize_hash
 
 USER_AGENT = "pytorch/vision"
 

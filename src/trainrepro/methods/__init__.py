@@ -1,31 +1,11 @@
-"""Method registry: one file per method family, each a `Method` plugged into the engine.
+"""Method registry and the families shared by several papers: FullModel and the self-paced
+family (Kumar's SPL, SPL_INV, SPLD, self-paced weighting), with their helpers (common.py).
+A paper's own methods live in its package (papers/<paper>/) and register the same way.
 
 params.yaml names method *instances* (e.g. `lgl_r4: {family: lgl, strategy: r, steps: 4}`);
 the family selects the class registered here, the other keys are its hyper-parameters.
 """
-from __future__ import annotations
+from . import common, fullmodel, spl  # noqa: F401  (each registers its families)
+from .base import METHODS, Method, TrainerView, register
 
-import importlib
-import pkgutil
-
-from ..registry import Registry
-from .base import Method
-
-METHODS: Registry = Registry("method family")
-
-
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: register a Method subclass under its `family`."""
-    METHODS.register(cls.family)(cls)
-    return cls
-
-
-def _import_all() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name != "base":
-            importlib.import_module(f"{__name__}.{mod.name}")
-
-
-_import_all()
-
-__all__ = ["METHODS", "Method", "register"]
+__all__ = ["METHODS", "Method", "TrainerView", "register"]

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import ConfigError, check_value
+from ..registry import ConfigError, Registry, check_value
 
 if TYPE_CHECKING:  # pragma: no cover  (type names only; no import cycle at run time)
     from ..data.loader import Batch, DeviceData
@@ -55,6 +55,7 @@ class TrainerView(Protocol):
     optimizer  its optimizer (param_groups may be read; methods that scale weight decay write it)
     run_dir    the run's output directory, or None for runs without a record
     """
+
     cfg: dict[str, Any]
     data: "DeviceData"
     device: torch.device
@@ -163,3 +164,12 @@ class Method:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         return None
+
+
+METHODS: Registry = Registry("method family")
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator: register a Method subclass under its `family`."""
+    METHODS.register(cls.family)(cls)
+    return cls

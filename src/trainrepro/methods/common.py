@@ -1,6 +1,6 @@
 """Helpers shared by curriculum-style methods (LGL, SPL / SPL_INV / SPLD, self-paced weighting).
 
-Everything here scores the *current* model in eval mode without gradients (`Trainer.predict`),
+Everything here scores the *current* model in eval mode without gradients (`TrainerView.predict`),
 so a method can rank samples or classes between epochs without touching the training step.
 """
 from __future__ import annotations
@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Trainer
+    from .base import TrainerView
 
 
 @torch.no_grad()
-def per_sample_loss(trainer: "Trainer", indices: torch.Tensor) -> torch.Tensor:
+def per_sample_loss(trainer: "TrainerView", indices: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of each pool index against the labels the learner sees (eval mode)."""
     logits = trainer.predict(indices, int(trainer.cfg.get("eval_batch_size", 1024)))
     return F.cross_entropy(logits, trainer.data.noisy[indices], reduction="none")
@@ -36,7 +36,7 @@ def conditional_entropy(logits: torch.Tensor, trained: Sequence[int]) -> torch.T
 
 
 @torch.no_grad()
-def class_conditional_entropy(trainer: "Trainer", candidates: Sequence[int],
+def class_conditional_entropy(trainer: "TrainerView", candidates: Sequence[int],
                               trained: Sequence[int]) -> dict[int, float]:
     """H_w(T|X_{i}) for every candidate class i over its training images (LGL Eq. 7-9)."""
     data = trainer.data
@@ -52,7 +52,7 @@ def class_conditional_entropy(trainer: "Trainer", candidates: Sequence[int],
     return out
 
 
-def train_indices_of_classes(trainer: "Trainer", classes: Sequence[int]) -> torch.Tensor:
+def train_indices_of_classes(trainer: "TrainerView", classes: Sequence[int]) -> torch.Tensor:
     """Pool indices of the training split whose (noisy, learner-visible) label is in `classes`."""
     data = trainer.data
     cls = torch.as_tensor(list(classes), dtype=torch.long, device=data.train_idx.device)

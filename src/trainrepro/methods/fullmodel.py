@@ -3,8 +3,7 @@ data augmentation, all set in the `train` section (weight_decay, model_args.drop
 It is also LGL's "Baseline" and the alternation paper's "SGD" reference."""
 from __future__ import annotations
 
-from . import register
-from .base import Method
+from .base import Method, register
 
 
 @register

@@ -23,8 +23,7 @@ from typing import Any
 
 import torch
 
-from . import register
-from .base import Method
+from .base import Method, TrainerView, register
 from .common import per_sample_loss
 
 
@@ -76,7 +75,7 @@ class SelfPacedSelection(Method, ABC):
     choices = {"pace": ["fraction", "threshold"]}
     hardest_first = False
 
-    def __init__(self, params: dict[str, Any], trainer):
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
         super().__init__(params, trainer)
         self.lam = math.nan
         self.n_selected = 0
@@ -99,7 +98,6 @@ class SelfPacedSelection(Method, ABC):
     @abstractmethod
     def select(self, losses: torch.Tensor, groups: torch.Tensor, epoch: int) -> torch.Tensor:
         """v (bool per training sample) from the current losses; sets self.lam."""
-
     def active_subset(self, epoch: int) -> torch.Tensor:
         idx = self.trainer.data.train_idx
         losses = per_sample_loss(self.trainer, idx)          # w fixed: solve for v
@@ -161,3 +159,56 @@ class SPLD(SelfPacedSelection):
         else:
             gamma = self.p["gamma_ratio"] * (self.lam if math.isfinite(self.lam) else 0.0)
         return spld_select(losses, groups, self.lam, gamma)
+
+
+# --- Self-paced weighting: MentorNet's Table 2 baseline (Kumar et al. 2010) --------------
+@register
+class SelfPaced(Method):
+    """Kumar et al. 2010, Eq. 2: v_i = 1[loss_i <= lambda]; lambda grows over the epochs.
+    `percentile`: lambda = the q_t-quantile of the mini-batch loss, q_t rising linearly from
+    start_fraction to end_fraction over the epochs (the admitted fraction grows). `kumar`:
+    lambda_0 = the start_fraction-quantile of the first mini-batch, lambda <- lambda * growth
+    every epoch (Kumar's mu)."""
+
+    family = "self_paced"
+    defaults = {"threshold": "percentile", "start_fraction": 0.5, "end_fraction": 0.8,
+                "growth": 1.3}
+    ranges = {"start_fraction": (0.0, 1.0), "end_fraction": (0.0, 1.0), "growth": (1.0, None)}
+    choices = {"threshold": ["percentile", "kumar"]}
+
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
+        super().__init__(params, trainer)
+        self.lam0: torch.Tensor | None = None
+        self.epoch = 0
+        self.v_sum = torch.zeros((), device=trainer.device)
+        self.v_n = 0
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.v_sum = torch.zeros((), device=self.trainer.device)
+        self.v_n = 0
+
+    def threshold(self, loss: torch.Tensor, progress: float) -> torch.Tensor:
+        p = self.p
+        if p["threshold"] == "percentile":
+            q = p["start_fraction"] + (p["end_fraction"] - p["start_fraction"]) * min(1.0, progress)
+            return torch.quantile(loss, q)
+        if self.lam0 is None:
+            self.lam0 = torch.quantile(loss, p["start_fraction"])
+        return self.lam0 * p["growth"] ** self.epoch
+
+    def sample_weights(self, batch: Any, per_sample_loss: torch.Tensor, progress: float) -> torch.Tensor:
+        loss = per_sample_loss.detach()
+        v = (loss <= self.threshold(loss, progress)).float()
+        self.v_sum += v.sum()
+        self.v_n += len(v)
+        return v
+
+    def epoch_metrics(self) -> dict[str, float]:
+        return {"mean_weight": float(self.v_sum) / max(self.v_n, 1)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lam0": self.lam0}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lam0 = state["lam0"]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from trainrepro.models._common import MODELS, check_common, check_rate, conv_out, dropout as make_dropout
+from trainrepro.models._common import MODELS, check_common, check_rate, conv_out
+from trainrepro.models._common import dropout as make_dropout
 from trainrepro.registry import ConfigError
 
 # One stage = list of (kernel, stride); the last layer of a stage is the stride-2 one.

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from trainrepro.models._common import MODELS, check_common, check_rate, dropout as make_dropout
+from trainrepro.models._common import MODELS, check_common, check_rate
+from trainrepro.models._common import dropout as make_dropout
 from trainrepro.registry import ConfigError
 
 _BLOCKS = ((96, 64, 48), (128, 96, 48), (128, 96))

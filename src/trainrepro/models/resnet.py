@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from trainrepro.models._common import MODELS, check_common, check_positive, check_rate, dropout as make_dropout
+from trainrepro.models._common import MODELS, check_common, check_positive, check_rate
+from trainrepro.models._common import dropout as make_dropout
 
 
 class BasicBlock(nn.Module):

@@ -18,6 +18,8 @@ from trainrepro.models._common import (
     check_positive,
     check_rate,
     conv_out,
+)
+from trainrepro.models._common import (
     dropout as make_dropout,
 )
 

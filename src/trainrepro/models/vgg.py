@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from trainrepro.models._common import MODELS, check_common, check_positive, check_rate, dropout as make_dropout
+from trainrepro.models._common import MODELS, check_common, check_positive, check_rate
+from trainrepro.models._common import dropout as make_dropout
 
 _CFG_VGG16: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 

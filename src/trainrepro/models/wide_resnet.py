@@ -24,6 +24,8 @@ from trainrepro.models._common import (
     check_int_list,
     check_positive,
     check_rate,
+)
+from trainrepro.models._common import (
     dropout as make_dropout,
 )
 

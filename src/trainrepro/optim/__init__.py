@@ -26,6 +26,7 @@ definition differs from the original paper of an optimizer, the table's comment 
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -88,8 +89,6 @@ def check_args(allowed: dict[str, Any], args: dict[str, Any], key: str, what: st
 
 def schedule_args(name: str) -> dict[str, Any]:
     """The keyword arguments of schedule `name` with their defaults."""
-    import inspect
-
     sig = inspect.signature(SCHEDULES.get_checked(name, "train.schedule"))
     return {k: p.default for k, p in sig.parameters.items() if k not in ("epoch", "total")}
 

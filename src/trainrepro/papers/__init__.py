@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-NAMES = ("mentornet", "lgl", "llbsgd", "alternation")
+NAMES = ("mentornet", "lgl", "alternation", "llbsgd")
 
 
 def load_all() -> None:

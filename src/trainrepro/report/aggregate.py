@@ -2,8 +2,6 @@
 headline metrics for `dvc exp show`, and mean curves for `dvc plots`."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -12,41 +10,38 @@ import yaml
 
 from ..config import Params
 from ..io import atomic_write_text, write_json
+from ..registry import PAPERS
 from ..results import load_histories, load_runs, summarise
 from .claims import evaluate_claims, scalar_value
 from .tables import cells_table, paper_comparison, write_table
 
-PAPERS_DIR = Path(__file__).resolve().parent.parent / "papers"
-PAPERS = ["mentornet", "lgl", "alternation", "llbsgd"]  # study name == paper name
-
 
 def load_paper(name: str) -> dict[str, Any]:
-    return yaml.safe_load((PAPERS_DIR / f"{name}.yaml").read_text())
+    """A registered paper's reported numbers and tables (its paper.yaml)."""
+    return yaml.safe_load(PAPERS.get_checked(name, "paper").reported_path.read_text())
 
 
 def load_claims() -> list[dict[str, Any]]:
-    return yaml.safe_load((PAPERS_DIR / "claims.yaml").read_text())["claims"]
+    """Every registered paper's claims with rules, in registry order."""
+    return [c for paper in PAPERS.values()
+            for c in yaml.safe_load(paper.claims_path.read_text())["claims"]]
 
 
 def claims_markdown(verdicts: pd.DataFrame, params: Params) -> str:
     lines = [f"# Claims of the four papers: verdicts at scale `{params.scale}`", "",
              f"Profile `{params.profile_name}`: {params.profile.get('label', '')}. Verdicts come from "
-             "the rules in src/trainrepro/papers/claims.yaml applied to our per-seed results "
+             "the rules in each paper's claims.yaml (src/trainrepro/papers/<paper>/) applied to our per-seed results "
              "(Welch 95% interval of each difference): *holds* / *does not hold* / *inconclusive* "
              "(the interval straddles the threshold) / *not comparable* (the claim is about a dataset "
              "this scale does not run) / *not run* (the study or cell is not part of this profile). A verdict at quick scale is about our small-scale analogue, not about "
              "the paper's numbers.", ""]
-    names = {"mentornet": "MentorNet (Jiang et al., ICML 2018)",
-             "lgl": "Local-to-Global Learning (Cheng et al., CVPR 2019)",
-             "alternation": "Alternation (Huang, Kong, Lucey)",
-             "llbsgd": "LLb-SGD (Zheng et al., 2019) — *reconstruction*: the paper's equations are lost"}
     counts = verdicts["verdict"].value_counts().to_dict()
     lines.append("Summary: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
-    for paper in PAPERS:
-        sub = verdicts[verdicts["paper"] == paper]
+    for paper in PAPERS.values():
+        sub = verdicts[verdicts["paper"] == paper.name]
         if sub.empty:
             continue
-        lines += ["", f"## {names[paper]}", "", "| id | claim | source | verdict | evidence |",
+        lines += ["", f"## {paper.title}", "", "| id | claim | source | verdict | evidence |",
                   "|---|---|---|---|---|"]
         for _, r in sub.iterrows():
             ev = str(r["evidence"]).replace("|", "/")
@@ -89,11 +84,9 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
             write_table(comp, tables / f"{paper}_{table['id']}",
                         f"{paper} {table.get('source', table['id'])}: {table.get('title', '')} — paper "
                         f"value vs ours at scale `{params.scale}`")
-    for paper in PAPERS:  # tables in the paper's own layout, where a paper module has them
-        if paper in studies and importlib.util.find_spec(f"{__package__}.{paper}") is not None:
-            module = importlib.import_module(f"{__package__}.{paper}")
-            if hasattr(module, "write_tables"):
-                module.write_tables(results_root, tables)
+    for paper in PAPERS.values():  # tables in the paper's own layout, where it has them
+        if paper.name in studies and paper.write_tables is not None:
+            paper.write_tables(results_root, tables)
     verdicts = evaluate_claims(load_claims(), {p: runs_by_study[p] for p in PAPERS}, ".")
     write_table(verdicts, tables / "claims", "Claims and verdicts")
     atomic_write_text(outp / "claims.md", claims_markdown(verdicts, params))

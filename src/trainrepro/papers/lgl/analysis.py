@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ..io import read_json
+from ...io import read_json
+from ...results import load_index
 
 
 def _records(results_root: str | Path, study: str) -> list[dict[str, Any]]:
-    from ..results import load_index
 
     out = []
     for r in load_index(results_root, study)["runs"]:
@@ -118,7 +119,6 @@ def compute_analysis(results_root: str | Path, study: str = "lgl") -> dict[str, 
     T_base = the baseline's time at the same dataset, model and seed. Also reported: wall
     time ratio (includes evaluation and checkpoints), sample-epoch ratio (sum of n_active /
     training-set size) and the exact expectation for the realised class sizes."""
-    import pandas as pd
 
     recs = _records(results_root, study)
     hist = {id(r): pd.read_csv(r["history"]) for r in recs if r["history"].exists()}

@@ -25,11 +25,9 @@ from typing import Any
 
 import torch
 
-from ..lgl import params as _lgl_sections  # noqa: F401  (registers lgl_toy / lgl_analysis)
-from ..registry import ConfigError
-from . import register
-from .base import Method
-from .common import class_conditional_entropy, train_indices_of_classes
+from ...methods.base import Method, TrainerView, register
+from ...methods.common import class_conditional_entropy, train_indices_of_classes
+from ...registry import ConfigError
 
 
 def group_sizes(num_classes: int, steps: int, grouping: str = "ceil") -> list[int]:
@@ -112,7 +110,7 @@ class LGL(Method):
     choices = {"strategy": ["r", "d", "s"], "grouping": ["ceil", "balanced"],
                "convergence": ["fixed", "plateau"]}
 
-    def __init__(self, params: dict[str, Any], trainer):
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
         super().__init__(params, trainer)
         p = self.p
         self.K = trainer.data.num_classes

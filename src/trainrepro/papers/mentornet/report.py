@@ -17,13 +17,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..io import read_json
-from ..results import load_histories, load_runs, mean_ci, summarise
-from .figures import plt, save_fig
+from ...io import read_json
+from ...report.claims import evaluate_claims
+from ...report.figures import plt, save_fig
+from ...report.tables import write_table
+from ...results import load_histories, load_runs, mean_ci, summarise
+from .net import load_mentor
+from .surface import robust_objective
 
 STUDY = "mentornet"
-PAPER_YAML = Path(__file__).resolve().parent.parent / "papers" / "mentornet.yaml"
-CLAIMS_YAML = Path(__file__).resolve().parent.parent / "papers" / "claims.yaml"
+PAPER_YAML = Path(__file__).resolve().parent / "paper.yaml"
+CLAIMS_YAML = Path(__file__).resolve().parent / "claims.yaml"
 TABLE2_ROWS = [("fullmodel", "FullModel"), ("forgetting", "Forgetting"), ("self_paced", "Self-paced"),
                ("focal", "Focal Loss"), ("reed_soft", "Reed Soft"), ("mentornet_pd", "MentorNet PD"),
                ("mentornet_dd", "MentorNet DD")]
@@ -351,7 +355,6 @@ def fig3(runs: pd.DataFrame, path: str | Path, noise: float = 0.4, dataset: str 
 
 
 def _mentors(mentors_root: str | Path) -> dict[str, Any]:
-    from ..mentor.net import load_mentor
 
     out = {}
     for p in sorted(Path(mentors_root).glob("*.pt")):
@@ -364,7 +367,6 @@ def fig2(mentors_root: str | Path, path: str | Path, lam: float = 1.0, epoch: in
     """Fig. 2: learning objectives rho(l) = int_0^l g_m of the learned mentors (Proposition 1)
     beside Huber, log-sum and self-paced (rho = min(l, lambda)). Without `scale`, the scale the
     mentor stage recorded in summary.json is named."""
-    from ..mentor.surface import robust_objective
 
     summary = _mentor_summary(mentors_root)
     scale = scale or summary.get("scale")
@@ -430,8 +432,6 @@ def fig4(mentors_root: str | Path, path: str | Path, names: list[str] | None = N
 # ----------------------------------------------------------------------------- claims
 def claims(results_root: str | Path = "results", root: str | Path = ".") -> pd.DataFrame:
     """Verdicts of the MentorNet claims with a rule (M1-M7), by the shared claim evaluator."""
-    from .claims import evaluate_claims
-
     cl = [c for c in yaml.safe_load(CLAIMS_YAML.read_text())["claims"] if c["paper"] == "mentornet"]
     runs = load_runs(results_root, STUDY)
     return evaluate_claims(cl, {"mentornet": runs}, root)
@@ -459,7 +459,6 @@ def mentor_summary(results_root: str | Path = "results") -> pd.DataFrame:
 def write_tables(results_root: str | Path, tables_root: str | Path) -> None:
     """Write mentornet_layout_table2 / _detail_table2 / _detail_table3 / _settings / _mentors
     (md, csv, tex) into `tables_root` (names distinct from the aggregate's generic tables)."""
-    from .tables import write_table
 
     runs = load(results_root)
     t = Path(tables_root)

@@ -2,8 +2,7 @@
 
 - Forgetting (Arpit et al., 2017): FullModel with the dropout rate before the classifier
   chosen on the validation split from a grid (pilot runs in the mentor stage).
-- Self-paced (Kumar et al., 2010): v_i = 1[loss_i <= lambda_t], a hard threshold growing
-  over the epochs.
+- Self-paced (Kumar et al., 2010): in methods/spl.py, the self-paced family.
 - Focal loss (Lin et al., 2017; MentorNet Eq. 8): weight (1 - exp(-loss))^gamma.
 - Reed et al. (2014) bootstrapping, soft and hard (beta).
 - Goldberger & Ben-Reuven (2017): a noise-adaptation softmax layer p(y | z) on top of the
@@ -18,10 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..mentor import stage_entry
-from ..registry import ConfigError
-from . import register
-from .base import Method
+from ...methods.base import Method, register
+from ...registry import ConfigError
+from .outputs import stage_entry
 
 
 # --------------------------------------------------------------------------- Forgetting
@@ -61,59 +59,6 @@ class Forgetting(Method):
 
     def summary(self) -> dict[str, Any]:
         return {"dropout": self.p["dropout"], "selected_val_acc": self.p["selected_val_acc"]}
-
-
-# --------------------------------------------------------------------------- Self-paced
-@register
-class SelfPaced(Method):
-    """Kumar et al. 2010, Eq. 2: v_i = 1[loss_i <= lambda]; lambda grows over the epochs.
-    `percentile`: lambda = the q_t-quantile of the mini-batch loss, q_t rising linearly from
-    start_fraction to end_fraction over the epochs (the admitted fraction grows). `kumar`:
-    lambda_0 = the start_fraction-quantile of the first mini-batch, lambda <- lambda * growth
-    every epoch (Kumar's mu)."""
-
-    family = "self_paced"
-    defaults = {"threshold": "percentile", "start_fraction": 0.5, "end_fraction": 0.8,
-                "growth": 1.3}
-    ranges = {"start_fraction": (0.0, 1.0), "end_fraction": (0.0, 1.0), "growth": (1.0, None)}
-    choices = {"threshold": ["percentile", "kumar"]}
-
-    def __init__(self, params: dict[str, Any], trainer: Any):
-        super().__init__(params, trainer)
-        self.lam0: torch.Tensor | None = None
-        self.epoch = 0
-        self.v_sum = torch.zeros((), device=trainer.device)
-        self.v_n = 0
-
-    def on_epoch_start(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.v_sum = torch.zeros((), device=self.trainer.device)
-        self.v_n = 0
-
-    def threshold(self, loss: torch.Tensor, progress: float) -> torch.Tensor:
-        p = self.p
-        if p["threshold"] == "percentile":
-            q = p["start_fraction"] + (p["end_fraction"] - p["start_fraction"]) * min(1.0, progress)
-            return torch.quantile(loss, q)
-        if self.lam0 is None:
-            self.lam0 = torch.quantile(loss, p["start_fraction"])
-        return self.lam0 * p["growth"] ** self.epoch
-
-    def sample_weights(self, batch: Any, per_sample_loss: torch.Tensor, progress: float) -> torch.Tensor:
-        loss = per_sample_loss.detach()
-        v = (loss <= self.threshold(loss, progress)).float()
-        self.v_sum += v.sum()
-        self.v_n += len(v)
-        return v
-
-    def epoch_metrics(self) -> dict[str, float]:
-        return {"mean_weight": float(self.v_sum) / max(self.v_n, 1)}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"lam0": self.lam0}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.lam0 = state["lam0"]
 
 
 # --------------------------------------------------------------------------- Focal loss

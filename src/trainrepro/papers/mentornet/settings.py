@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..config import SECTION_VALIDATORS
-from ..registry import ConfigError
+from ...methods.base import check_value
+from ...registry import ConfigError
 from .curriculum import PD_DEFAULTS
 from .net import NET_DEFAULTS
 
@@ -46,7 +46,6 @@ CHOICES: dict[str, list] = {"pd.schedule": ["paper", "code"]}
 
 
 def _check_tree(where: str, got: Any, defaults: dict[str, Any], prefix: str = "") -> None:
-    from ..methods.base import check_value
 
     if not isinstance(got, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(got).__name__}")
@@ -88,5 +87,3 @@ def mentor_settings(raw: dict[str, Any]) -> dict[str, Any]:
     merged.pop("profiles", None)
     return merged
 
-
-SECTION_VALIDATORS["mentor"] = validate_mentor

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import SECTION_VALIDATORS, _check, _check_keys
-from ..registry import ConfigError
+from ...config import _check, _check_keys
+from ...methods import METHODS
+from ...registry import ConfigError
 
 TOY_DEFAULTS: dict[str, Any] = {
     "n_per_class": 200,       # points per Gaussian
@@ -39,7 +40,6 @@ def analysis_params(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def validate_toy(section: Any, raw: dict[str, Any]) -> None:
-    from ..methods import METHODS
 
     _check_keys("lgl_toy", section, TOY_DEFAULTS)
     for scale, over in (section.get("by_scale") or {}).items():
@@ -78,6 +78,3 @@ def validate_analysis(section: Any, raw: dict[str, Any]) -> None:
             raise ConfigError(f"lgl_analysis.similar_pairs.{ds}: expected a list of [a, b] pairs")
     _check("lgl_analysis.table2_rows", section.get("table2_rows", 3), 3, (1, None))
 
-
-SECTION_VALIDATORS["lgl_toy"] = validate_toy
-SECTION_VALIDATORS["lgl_analysis"] = validate_analysis

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import Params, RunSpec, cell_name, expand_study
-from ..io import atomic_write_text, read_json, sha256_file, write_json
-from ..registry import ConfigError
+from ...config import Params, RunSpec, cell_name, expand_study
+from ...io import atomic_write_text, read_json, sha256_file, write_json
+from ...registry import ConfigError
+from ...runner import run_study
 from .fit import fit_mentor, fit_pd_mentor
 from .net import build_mentor, save_mentor
 from .settings import mentor_settings
+from .spade import MentorNetSPADE
 from .surface import nonincreasing_violations, plot_surfaces, surface, surface_grid
 
 PILOT_STUDY = "pilots"
@@ -89,7 +92,6 @@ def plan(params: Params) -> dict[str, Any]:
 
 
 def _spade_defaults() -> dict[str, Any]:
-    from ..methods.mentornet import MentorNetSPADE
 
     return dict(MentorNetSPADE.defaults)
 
@@ -104,12 +106,9 @@ def _source_spec(runs: list[RunSpec], dataset: str, model: str) -> RunSpec | Non
 
 def run(params: Params, prepared_root: str = "data/prepared", results_root: str = "results") -> dict[str, Any]:
     """Execute the stage; returns the summary written to results/mentors/summary.json."""
-    from ..runner import run_study
-
     out = Path(results_root) / "mentors"
     p = plan(params)
     ms = p["settings"]
-    import time
 
     torch.set_num_threads(1)  # the mentor is tiny: one thread beats two (and leaves a core free)
     t0 = time.perf_counter()

@@ -16,6 +16,7 @@ features of the clean-subset samples of every mini-batch, with v* = 1[noisy == t
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..mentor import stage_entry
-from ..mentor.curriculum import PercentileEMA, epoch_percent
-from ..mentor.fit import fit_mentor
-from ..mentor.net import load_mentor
-from ..registry import ConfigError
-from . import register
-from .base import Method
+from ...io import atomic_write_bytes
+from ...methods.base import Method, TrainerView, register
+from ...registry import ConfigError
+from .curriculum import PercentileEMA, epoch_percent
+from .fit import fit_mentor
+from .net import load_mentor
+from .outputs import stage_entry
+
 
 @register
 class MentorNetSPADE(Method):
@@ -77,7 +79,7 @@ class MentorNetSPADE(Method):
         a = stage_entry(results_root, "assignments.json", spec.cell)
         return {"mentor_path": a["path"], "mentor_sha256": a["sha256"], "mentor_name": a["name"]}
 
-    def __init__(self, params: dict[str, Any], trainer: Any):
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
         super().__init__(params, trainer)
         p = self.p
         if not p["mentor_path"]:
@@ -197,7 +199,7 @@ class MentorNetRecord(Method):
     defaults = {"ema_decay": 0.95, "percentile": 0.7}
     ranges = {"ema_decay": (0.0, 1.0), "percentile": (0.0, 1.0)}
 
-    def __init__(self, params: dict[str, Any], trainer: Any):
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
         super().__init__(params, trainer)
         d = trainer.data
         self.device = trainer.device
@@ -229,9 +231,7 @@ class MentorNetRecord(Method):
         return torch.cat(self.kept).numpy() if self.kept else np.zeros((0, 4), np.float32)
 
     def write_features(self, path: Path) -> None:
-        import io
 
-        from ..io import atomic_write_bytes
 
         f = self.features()
         buf = io.BytesIO()

@@ -20,15 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import torch
 
+from ...config import TRAIN_DEFAULTS
+from ...data.loader import DeviceData
+from ...data.prepared import PreparedDataset, normalisation
+from ...data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
+from ...engine import Trainer
+from ...io import atomic_write_text, write_json
+from ...methods import METHODS
+from ...methods.common import per_sample_loss
+from ...parallel import run_jobs
 from .params import TOY_METHODS
 
 
 def toy_dataset(layout: str, n_per_class: int, data_seed: int, test_fraction: float):
     """An in-memory PreparedDataset of the Gaussians: val split = the training split."""
-    from ..data.prepared import PreparedDataset, normalisation
-    from ..data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
-
     x, y = gaussian_blobs(layout, n_per_class, data_seed)
     rng = np.random.default_rng(data_seed)
     perm = rng.permutation(len(y))
@@ -46,7 +54,6 @@ def toy_dataset(layout: str, n_per_class: int, data_seed: int, test_fraction: fl
 
 
 def toy_config(hidden: list[int], epochs: int, seed: int, p: dict[str, Any]) -> dict[str, Any]:
-    from ..config import TRAIN_DEFAULTS
 
     return {**TRAIN_DEFAULTS, "model": "mlp", "model_args": {"hidden": list(hidden)},
             "epochs": epochs, "batch_size": int(p["batch_size"]), "optimizer": "sgd",
@@ -56,7 +63,6 @@ def toy_config(hidden: list[int], epochs: int, seed: int, p: dict[str, Any]) -> 
 
 
 def method_for(name: str, p: dict[str, Any]):
-    from ..methods import METHODS
 
     family = TOY_METHODS[name]
     params = {"spl": p["spl"], "spl_inv": p["spl"], "lgl": p["lgl"]}.get(name, {})
@@ -86,12 +92,6 @@ def faster_fraction(a: list[float], b: list[float]) -> float:
 def toy_job(p: dict[str, Any], setting: dict[str, Any], seed: int, threads: int = 1,
             snapshot: bool = False) -> dict[str, Any]:
     """Every method of one (setting, seed); with `snapshot`, also Fig. 2 (h)'s per-sample losses."""
-    import torch
-
-    from ..data.loader import DeviceData
-    from ..engine import Trainer
-    from ..methods.common import per_sample_loss
-
     torch.set_num_threads(threads)
     bs = int(p["batch_size"])
     ds = toy_dataset(setting["layout"], int(p["n_per_class"]), int(p["data_seed"]), float(p["test_fraction"]))
@@ -125,22 +125,17 @@ def toy_job(p: dict[str, Any], setting: dict[str, Any], seed: int, threads: int 
     return {"rows": rows, "records": records, "points": points}
 
 
+def toy_job_args(args: tuple) -> dict[str, Any]:
+    """`toy_job` on one tuple of arguments (the process pool's job)."""
+    return toy_job(*args)
+
+
 def run_toy(p: dict[str, Any], out_dir: str | Path, threads: int = 1, workers: int = 1) -> dict[str, Any]:
     """Train every (setting, method, seed), `workers` processes side by side (results do not
     depend on it: every run seeds itself); write curves.csv, points.csv and toy.json."""
-    import pandas as pd
-
-    from ..io import atomic_write_text, write_json
-
-    jobs = [(s, seed, seed == p["seeds"][0]) for s in p["settings"] for seed in p["seeds"]]
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
-
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(toy_job, *zip(*[(p, s, seed, threads, snap) for s, seed, snap in jobs])))
-    else:
-        results = [toy_job(p, s, seed, threads, snap) for s, seed, snap in jobs]
+    jobs = [(p, s, seed, threads, seed == p["seeds"][0]) for s in p["settings"] for seed in p["seeds"]]
+    results = run_jobs(toy_job_args, jobs, workers=workers, threads=threads, desc="lgl_toy",
+                       unit="seed")
     rows = [r for res in results for r in res["rows"]]
     records = [r for res in results for r in res["records"]]
     points = [r for res in results for r in res["points"]]

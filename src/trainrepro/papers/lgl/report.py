@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..io import read_json
-from ..results import load_histories, load_runs, summarise
-from .claims import diff_interval
-from .figures import plt, save_fig
-from .tables import fmt_ci, fmt_mean_std
+from ...io import read_json
+from ...report.claims import diff_interval
+from ...report.figures import plt, save_fig
+from ...report.tables import fmt_ci, fmt_mean_std, write_table
+from ...results import load_histories, load_runs, summarise
 
-PAPER_YAML = Path(__file__).resolve().parent.parent / "papers" / "lgl.yaml"
+PAPER_YAML = Path(__file__).resolve().parent / "paper.yaml"
 LABELS = {"baseline": "Baseline", "spl": "SPL", "spl_inv": "SPL_INV", "spld": "SPLD",
           "lgl_r2": "LGL(r, 2)", "lgl_r3": "LGL(r, 3)", "lgl_r4": "LGL(r, 4)", "lgl_r20": "LGL(r, 20)",
           "lgl_d3": "LGL(d, 3)", "lgl_s3": "LGL(s, 3)",
@@ -325,8 +325,6 @@ def load_json(path: str | Path) -> dict[str, Any] | None:
 
 def write_tables(results_root: str | Path = "results", tables_root: str | Path = "reports/tables") -> None:
     """Write lgl_table1/2/3 and lgl_compute as .md/.csv/.tex (for the aggregate stage)."""
-    from .tables import write_table
-
     compute = load_json(Path(results_root) / "lgl" / "compute.json")
     entropy = load_json(Path(results_root) / "lgl" / "entropy.json")
     t = Path(tables_root)

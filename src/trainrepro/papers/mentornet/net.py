@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ...io import torch_save
+
 NET_DEFAULTS: dict[str, Any] = {
     "label_embedding": 2,        # code: 2 x 2 label embedding
     "num_labels": 2,             # the code always feeds label 0
@@ -114,8 +116,6 @@ def build_mentor(net_cfg: dict[str, Any] | None = None, seed: int = 0) -> Mentor
 
 def save_mentor(path: str | Path, net: MentorNet, meta: dict[str, Any]) -> None:
     """Weights + config + plain-data metadata, loadable with torch.load(weights_only=True)."""
-    from ..io import torch_save
-
     torch_save(path, {"format": "trainrepro.mentornet/1", "config": dict(net.config),
                       "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
                       "meta": meta})
