@@ -3,6 +3,9 @@
 A profile (params `profile`) holds studies; a study is a list of blocks; a block is a product
 datasets x noise rates x methods (x models), each cell run once per seed. A run's config is
 resolved as: `train` defaults <- profile `train` <- block `train` <- method instance `train`.
+A block's optional `tag` is appended to its cells' names (`<dataset>-<model>-n<rate>-<method>-<tag>`),
+so blocks that run the same method with different `train` overrides (a learning-rate grid, batch
+sizes) keep separate cells; the run index records it.
 """
 from __future__ import annotations
 
@@ -186,7 +189,9 @@ def validate_profile(where: str, prof: dict[str, Any], raw: dict[str, Any]) -> N
             raise ConfigError(f"{where}.studies.{study}: expected a list of blocks")
         for i, b in enumerate(blocks):
             bw = f"{where}.studies.{study}[{i}]"
-            _check_keys(bw, b, ["datasets", "noise", "methods", "seeds", "models", "train"])
+            _check_keys(bw, b, ["datasets", "noise", "methods", "seeds", "models", "train", "tag"])
+            if "tag" in b and not (isinstance(b["tag"], str) and b["tag"].replace("_", "").replace(".", "").isalnum()):
+                raise ConfigError(f"{bw}.tag: expected a name of letters, digits, '_' and '.', got {b['tag']!r}")
             for key in ("datasets", "noise", "methods", "seeds"):
                 if key not in b or not isinstance(b[key], list) or not b[key]:
                     raise ConfigError(f"{bw}.{key}: expected a non-empty list")
@@ -254,12 +259,14 @@ def expand_study(params: Params, study: str) -> list[RunSpec]:
             for model in block.get("models", [base["model"]]):
                 for seed in block["seeds"]:
                     train = {**base, "model": model}
+                    cell = cell_name(ds, model, rate, meth) + (f"-{block['tag']}" if block.get("tag") else "")
                     runs.append(RunSpec(
-                        study=study, cell=cell_name(ds, model, rate, meth), dataset=ds,
+                        study=study, cell=cell, dataset=ds,
                         noise=(kind, float(rate), nseed), method=meth, model=model, seed=int(seed),
                         train=train, method_family=m["family"],
                         method_params={k: v for k, v in m.items() if k not in ("family", "train")},
-                        dataset_cfg=raw["datasets"][ds]))
+                        dataset_cfg=raw["datasets"][ds],
+                        extra={"tag": block["tag"]} if block.get("tag") else {}))
     return runs
 
 

@@ -91,7 +91,8 @@ def run_study(params: Params, study: str, prepared_root: str = "data/prepared",
         done = is_done(run_dir, cfg["config_hash"])
         index.append({"cell": spec.cell, "seed": spec.seed, "dataset": spec.dataset,
                       "noise": spec.noise[1], "method": spec.method, "model": spec.model,
-                      "run_dir": str(run_dir), "config_hash": cfg["config_hash"]})
+                      "tag": spec.extra.get("tag", ""), "run_dir": str(run_dir),
+                      "config_hash": cfg["config_hash"]})
         if not done:
             jobs.append({"cfg": cfg, "run_dir": str(run_dir), "device": str(device),
                          "method_module": METHODS[spec.method_family].__module__,

@@ -8,8 +8,8 @@ Conventions every model keeps (other modules rely on them):
 - every nonlinearity is its own non-inplace nn.ReLU / nn.LeakyReLU module, used once per
   forward, so a method can swap it by module replacement (hard-threshold alternation).
 
-Every model also takes `init` (models/init.py: default | uniform | normal | xavier | msra),
-applied by `build` after construction.
+Every model also takes `init` (models/init.py: default | uniform | normal | xavier | msra) and
+`init_scale` (every parameter multiplied by it), applied by `build` after construction.
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ _COMMON = ("num_classes", "in_channels", "image_size")
 def model_kwargs(name: str) -> dict[str, Any]:
     """The optional keyword arguments of model `name` with their defaults."""
     params = inspect.signature(MODELS.get_checked(name, "model")).parameters
-    return {**{k: p.default for k, p in params.items() if k not in _COMMON}, "init": "default"}
+    return {**{k: p.default for k, p in params.items() if k not in _COMMON}, "init": "default",
+            "init_scale": 1.0}
 
 
 def build(name: str, num_classes: int, in_channels: int, image_size: int, **kwargs: Any) -> nn.Module:
@@ -43,8 +44,10 @@ def build(name: str, num_classes: int, in_channels: int, image_size: int, **kwar
         raise ConfigError(
             f"model {name!r}: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
-    init = kwargs.pop("init", "default")
+    init, scale = kwargs.pop("init", "default"), kwargs.pop("init_scale", 1.0)
     if init not in INIT_CHOICES:
         raise ConfigError(f"model {name!r}: init {init!r} is not allowed; allowed: {', '.join(INIT_CHOICES)}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ConfigError(f"model {name!r}: init_scale must be a positive number, got {scale!r}")
     model = ctor(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
-    return apply_init(model, init)
+    return apply_init(model, init, float(scale))

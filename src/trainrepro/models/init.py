@@ -1,4 +1,4 @@
-"""Weight initialisations selectable for every model (`models.build(..., init=...)`).
+"""Weight initialisations selectable for every model (`models.build(..., init=..., init_scale=...)`).
 
 Applied to the weights of every Conv and Linear layer after construction (biases set to 0;
 normalisation layers keep weight 1, bias 0). `default` keeps each module's own PyTorch
@@ -43,17 +43,22 @@ def msra(w: torch.Tensor) -> None:
     nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu")
 
 
-def apply_init(model: nn.Module, name: str) -> nn.Module:
-    """Re-initialise `model` in place with scheme `name` ('default' = leave it as built)."""
-    if name == "default":
-        return model
-    fn: Callable[[torch.Tensor], None] = INITS.get_checked(name, "model_args.init")
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, LAYERS):
-                fn(m.weight)
-                if m.bias is not None:
-                    m.bias.zero_()
+def apply_init(model: nn.Module, name: str, scale: float = 1.0) -> nn.Module:
+    """Re-initialise `model` in place with scheme `name` ('default' = leave it as built), then
+    multiply every parameter by `scale` (e.g. 0.1: start near the saddle point at the origin,
+    the LLb-SGD paper's Fig. 8)."""
+    if name != "default":
+        fn: Callable[[torch.Tensor], None] = INITS.get_checked(name, "model_args.init")
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, LAYERS):
+                    fn(m.weight)
+                    if m.bias is not None:
+                        m.bias.zero_()
+    if scale != 1.0:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(scale)
     return model
 
 

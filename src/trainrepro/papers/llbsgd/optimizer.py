@@ -20,7 +20,6 @@ host mirror, refreshed (and `group["lr"]` rescaled by the same ratio) only at ep
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
@@ -323,10 +322,3 @@ class LLbSGD(torch.optim.Optimizer):
 def llbsgd(model: nn.Module, lr: float, weight_decay: float, **args: Any) -> LLbSGD:
     """LLb-SGD (reconstruction): one parameter group per Conv/Linear layer (`layer_groups`)."""
     return LLbSGD(layer_groups(model), lr=lr, weight_decay=weight_decay, **args)
-
-
-def decay_baselines(a0: float, k: float, t: "torch.Tensor | list[float]") -> dict[str, list[float]]:
-    """The paper's Fig. 6 baselines: 1/t decay a0 / (1 + k t) and exponential a0 exp(-k t)."""
-    ts = [float(x) for x in t]
-    return {"inverse_t": [a0 / (1 + k * x) for x in ts],
-            "exponential": [a0 * math.exp(-k * x) for x in ts]}
