@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 import trainrepro.papers.llbsgd  # noqa: F401  (registers llbsgd)
+from results_md import replace_section  # benchmarks/results_md.py (the script folder is on sys.path)
 from trainrepro.config import TRAIN_DEFAULTS
 from trainrepro.data.loader import DeviceData
 from trainrepro.data.prepared import PreparedDataset
@@ -109,16 +110,9 @@ def main() -> None:
 
 def append_results(text: str, path: Path = Path("benchmarks/RESULTS.md")) -> None:
     """Replace (or add) the '## LLb-SGD overhead' section, leaving other sections alone."""
-    head = "## LLb-SGD overhead"
-    body = (f"{head}\n\n`PYTHONPATH=src python benchmarks/llbsgd_overhead.py --append` (optimizer step "
+    replace_section("## LLb-SGD overhead", ("`PYTHONPATH=src python benchmarks/llbsgd_overhead.py --append` (optimizer step "
             "time against SGD (momentum 0.9) on the same model; target LLb-SGD <= 1.10x; LLb-SGD is a "
-            "labelled reconstruction).\n\n" + text + "\n")
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if head in old:
-        pre, rest = old.split(head, 1)
-        nxt = rest.find("\n## ")
-        old = pre.rstrip("\n") + "\n\n" + (rest[nxt + 1:] if nxt >= 0 else "")
-    path.write_text(old.rstrip("\n") + "\n\n" + body)
+            "labelled reconstruction).\n\n" + text), path)
 
 
 if __name__ == "__main__":
