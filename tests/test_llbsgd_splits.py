@@ -46,3 +46,23 @@ def test_with_fold_keeps_the_test_split_and_repartitions_the_pool(prepared_digit
         assert d.x_test is ds.x_test
         seen |= set(d.val_idx.tolist())
     assert seen == pool
+
+
+def test_train_kfold_gives_each_seed_its_fold_as_validation(prepared_digits):
+    import torch
+
+    from trainrepro.config import validate_train
+    from trainrepro.runner import run_data
+
+    cfg = {"noise": ["symmetric_incl", 0.0, 0], "augment": "none", "val_labels": "noisy",
+           "dataset_cfg": {"data_seed": 0}, "kfold": 5}
+    ds = load_prepared(prepared_digits)
+    pool = len(ds.train_idx) + len(ds.val_idx)
+    vals = [set(run_data(prepared_digits, {**cfg, "seed": s}, torch.device("cpu")).val_idx.tolist())
+            for s in range(5)]
+    assert all(abs(len(v) - pool / 5) <= 1 for v in vals) and len(set().union(*vals)) == pool
+    assert vals[0] == set(run_data(prepared_digits, {**cfg, "seed": 5}, torch.device("cpu")).val_idx.tolist())
+    fixed = run_data(prepared_digits, {**cfg, "kfold": 0, "seed": 0}, torch.device("cpu"))
+    assert set(fixed.val_idx.tolist()) == set(ds.val_idx.tolist())
+    with pytest.raises(ConfigError, match="kfold: 1 is not allowed"):
+        validate_train("train", {"kfold": 1})

@@ -1,6 +1,5 @@
 """Path-SGD and ESGD: one step on a tiny problem against hand-computed values; registry,
 engine integration (create_graph) and resume state."""
-import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -47,9 +46,8 @@ def test_pathsgd_kappa_is_invariant_to_node_rescaling():
     """Path-SGD's point: rescaling a hidden unit's in-weights by c and out-weights by 1/c keeps
     the function; the path-normalised update of the function keeps it too (checked on kappa)."""
     model = mlp()
-    x, y = torch.randn(5, 3), torch.tensor([0, 1, 1, 0, 1])
     opt = build_optimizer("pathsgd", model, lr=0.1, weight_decay=0.0, args={})
-    model(x)
+    model(torch.randn(5, 3))
     k = opt.kappa()
     with torch.no_grad():
         model[0].weight[0] *= 3.0

@@ -34,10 +34,13 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "schedule": "cosine", "schedule_args": {}, "augment": "auto", "report_epoch": "best_val",
     "report_k": 5, "val_labels": "noisy", "grad_clip": 0.0, "compile": False,
     "checkpoint": True, "eval_batch_size": 1024,
+    "kfold": 0,  # 0: the prepared fixed train/validation split; k >= 2: k-fold over train + validation,
+                 # the run with seed s trains on fold s mod k (data/splits.py; LLb-SGD's 5-fold CV)
 }
 TRAIN_RANGES: dict[str, tuple] = {"epochs": (1, None), "batch_size": (1, None), "lr": (0.0, None),
                                   "weight_decay": (0.0, None), "report_k": (1, None),
-                                  "grad_clip": (0.0, None), "eval_batch_size": (1, None)}
+                                  "grad_clip": (0.0, None), "eval_batch_size": (1, None),
+                                  "kfold": (0, None)}
 TRAIN_CHOICES: dict[str, list] = {"augment": ["auto", "none", "crop_flip"],
                                   "report_epoch": ["last", "best_val", "mean_last_k"],
                                   "val_labels": ["noisy", "clean"]}
@@ -74,6 +77,8 @@ def validate_train(where: str, t: dict[str, Any]) -> None:
     _check_keys(where, t, TRAIN_DEFAULTS)
     for k, v in t.items():
         _check(f"{where}.{k}", v, TRAIN_DEFAULTS[k], TRAIN_RANGES.get(k), TRAIN_CHOICES.get(k))
+    if t.get("kfold") == 1:
+        raise ConfigError(f"{where}.kfold: 1 is not allowed; allowed: 0 (fixed split) or >= 2 folds")
     if "model" in t:
         MODELS.get_checked(t["model"], f"{where}.model")
     if "optimizer" in t:

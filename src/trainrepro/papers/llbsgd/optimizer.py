@@ -90,7 +90,8 @@ def layer_groups(model: nn.Module) -> list[dict[str, Any]]:
 
 
 def variation_stat(d: torch.Tensor, kind: str, kernel: str) -> torch.Tensor:
-    """The per-layer variation statistic of a weight-shaped tensor `d` (reconstruction).
+    """The per-layer variation statistic of a weight-shaped tensor `d` (reconstruction; the
+    reference definition that the fused computation in `LLbSGD.step` is tested against).
 
     conv, kernel 2d: mean over (out, in) pairs of the Frobenius norm of d[o, i] (the spatial
     kernel); kernel 3d: mean over output filters of ||d[o]||_F; fc: mean |d|.
@@ -121,6 +122,7 @@ class LLbSGD(torch.optim.Optimizer):
 
     def __init__(self, groups: list[dict[str, Any]], lr: float, weight_decay: float = 0.0,
                  **args: Any):
+        """Groups from `layer_groups`; `args` = the reconstruction's guesses (LLBSGD_DEFAULTS)."""
         a = {**LLBSGD_DEFAULTS, **args}
         for k, allowed in CHOICES.items():
             if a[k] not in allowed:
@@ -154,7 +156,8 @@ class LLbSGD(torch.optim.Optimizer):
     # --- the step --------------------------------------------------------------------------
     def _bases(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-layer base rate (lr / lr_scale = base_lr x schedule factor) and the floor in scale
-        units, as device tensors, rebuilt only when the host values change (epoch starts)."""
+        units, as device tensors, rebuilt only when the host values change (epoch starts).
+        Part of the reconstruction (the floor is a guess, see LLBSGD_DEFAULTS)."""
         key = tuple((self.param_groups[k]["lr"], self.param_groups[k]["lr_scale"]) for k in self.adapt)
         if key != self._base_key:
             base = [lr / max(s, 1e-300) for lr, s in key]
@@ -169,6 +172,8 @@ class LLbSGD(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        """One reconstruction step: closure (loss, gradients), delta from the smoothed loss, the
+        per-layer SGD update at rate base x scale_k, then F_k and the gated decay of scale_k."""
         with torch.enable_grad():
             loss = closure()
         a = self.args
@@ -237,13 +242,14 @@ class LLbSGD(torch.optim.Optimizer):
 
     @property
     def last_f(self) -> torch.Tensor:
-        """F_k of the last step, per adapted layer (device tensor)."""
+        """F_k of the last step, per adapted layer (device tensor; reconstruction)."""
         return -self._neg_f
 
     def _directions(self) -> dict[torch.Tensor, torch.Tensor]:
         """torch SGD's direction d_p of every parameter with a gradient (L2 weight decay,
         momentum, Nesterov), with foreach ops over the parameters sharing hyper-parameters:
-        the same per-tensor kernels as torch.optim.SGD, so the same bits."""
+        the same per-tensor kernels as torch.optim.SGD, so the same bits (the reconstruction's
+        base update is plain SGD)."""
         buckets: dict[tuple, list[torch.Tensor]] = {}
         for g in self.param_groups:
             key = (g["weight_decay"], g["momentum"], g["dampening"], g["nesterov"])
@@ -273,7 +279,7 @@ class LLbSGD(torch.optim.Optimizer):
     def sync_rates(self) -> list[float]:
         """Copy the live scale into group["lr_scale"] (rescaling group["lr"] by the same ratio,
         per the optimizer contract) and return each adapted layer's current rate. One host
-        synchronisation; called at epoch ends only."""
+        synchronisation; called at epoch ends only (reconstruction's host side)."""
         scale = self.scale.tolist()
         rates = []
         for s, k in zip(scale, self.adapt):
@@ -286,8 +292,9 @@ class LLbSGD(torch.optim.Optimizer):
         return rates
 
     def epoch_metrics(self) -> dict[str, float]:
-        """Per-layer rates at the epoch's end (history columns `lr[<layer>]`), their mean over
-        layers (`lr_mean`) and the smoothed loss behind delta (`loss_avg`)."""
+        """Per-layer rates of the reconstruction at the epoch's end (history columns
+        `lr[<layer>]`), their mean over layers (`lr_mean`) and the smoothed loss behind delta
+        (`loss_avg`)."""
         rates = self.sync_rates()
         out = {f"lr[{self.param_groups[k]['layer']}]": r for k, r in zip(self.adapt, rates)}
         out["lr_mean"] = sum(rates) / max(len(rates), 1)
@@ -295,11 +302,14 @@ class LLbSGD(torch.optim.Optimizer):
         return out
 
     def mean_rate(self) -> torch.Tensor:
-        """Mean over layers of the live rate, as a device tensor (no synchronisation)."""
+        """Mean over layers of the reconstruction's live rate, as a device tensor (no
+        synchronisation)."""
         base, _ = self._bases()
         return (base * self.scale).mean()
 
     def state_dict(self) -> dict[str, Any]:
+        """torch's state plus the reconstruction's per-layer scale, loss average, gamma state
+        and step count (so a resumed run is identical)."""
         self.sync_rates()
         sd = super().state_dict()
         sd["llbsgd"] = {"scale": self.scale.clone(), "loss_avg": self.loss_avg.clone(),
@@ -307,6 +317,7 @@ class LLbSGD(torch.optim.Optimizer):
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Inverse of `state_dict` (reconstruction state moved to this optimizer's device)."""
         extra = state_dict.get("llbsgd")
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "llbsgd"})
         if extra is not None:
