@@ -1,4 +1,8 @@
-"""Stage `aggregate`: per-cell statistics, paper-vs-ours tables, claim verdicts, metrics."""
+"""Stage `aggregate`: per-cell statistics, paper-vs-ours tables, claim verdicts, metrics.
+
+Reads: params.yaml, results/ (every study and the mentor stage), each paper's paper.yaml and
+claims.yaml. Writes: reports/tables/*.{md,csv,tex}, reports/claims.md, reports/curves/,
+reports/metrics.json (headline metrics for `dvc exp show`)."""
 import argparse
 
 from trainrepro.cli import guarded
@@ -10,7 +14,8 @@ load_all()  # every paper registers its methods, params sections and report writ
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--results", default="results")
     ap.add_argument("--out", default="reports")

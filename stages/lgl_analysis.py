@@ -1,5 +1,8 @@
 """Part of stage `train_lgl`: entropy ranking (Table 2, claim L6) and compute accounting
-(Sec. 4.3, claim L7) from the lgl study's run records -> results/lgl/{entropy,compute}.json."""
+(Sec. 4.3, claim L7) from the lgl study's run records.
+
+Reads: params.yaml (lgl_analysis), data/prepared/, results/lgl/. Writes:
+results/lgl/{entropy,compute}.json."""
 import argparse
 from pathlib import Path
 
@@ -14,7 +17,8 @@ load_all()  # every paper registers its methods, params sections and report writ
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--prepared", default="data/prepared")
     ap.add_argument("--results", default="results")

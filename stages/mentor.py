@@ -1,5 +1,9 @@
-"""Stage `mentor`: burn-in StudentNets, Forgetting pilots, and MentorNet PD / DD fits
-(see src/trainrepro/mentor/stage.py); writes results/mentors/."""
+"""Stage `mentor` (MentorNet): DD burn-in StudentNets, Forgetting dropout pilots, and the
+MentorNet PD / DD fits (src/trainrepro/papers/mentornet/stage.py).
+
+Reads: params.yaml (mentor, methods, profile), data/prepared/. Writes: results/mentors/
+(mentor weights, assignments.json, forgetting_selection.json, surface data, summary.json) and
+the pilot runs' records under results/mentors/."""
 import argparse
 import time
 
@@ -12,7 +16,8 @@ load_all()  # every paper registers its methods, params sections and report writ
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--prepared", default="data/prepared")
     ap.add_argument("--results", default="results")

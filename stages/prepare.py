@@ -1,4 +1,10 @@
-"""Stage `prepare`: build, split and noise-corrupt every dataset the active profile uses."""
+"""Stage `prepare`: build, split and noise-corrupt every dataset the active profile uses.
+
+Reads: params.yaml (profile, datasets, noise), the dataset sources (embedded digits, generated
+Gaussians, ImageFolder archives, torchvision downloads under data/raw/). Writes:
+data/prepared/<dataset>/ (uint8 images, labels, split and clean-subset indices, noisy labels per
+noise variant, manifest.json with checksums and the realised noise). Built in a temp dir and
+swapped in: a failure leaves the previous data/prepared untouched."""
 import argparse
 import shutil
 import tempfile
@@ -13,7 +19,8 @@ load_all()  # every paper registers its methods, params sections and report writ
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--out", default="data/prepared")
     ap.add_argument("--raw", default="data/raw")

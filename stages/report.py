@@ -1,4 +1,8 @@
-"""Stage `report`: execute every reports/*.ipynb with papermill, render offline HTML."""
+"""Stage `report`: execute every reports/*.ipynb with papermill and render offline HTML.
+
+Reads: params.yaml, reports/*.ipynb, reports/tables/, reports/curves/, results/. Writes:
+reports/executed/*.ipynb (with code), reports/html/*.html (self-contained, no code),
+reports/figures/*.png."""
 import argparse
 from pathlib import Path
 
@@ -12,7 +16,8 @@ load_all()  # every paper registers its methods, params sections and report writ
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--reports", default="reports")
     ap.add_argument("--results", default="results")

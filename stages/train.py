@@ -1,4 +1,9 @@
-"""Stage `train@<study>`: run every cell x seed of one study of the active profile."""
+"""Stage `train_<study>`: run every cell x seed of one study of the active profile.
+
+Reads: params.yaml, data/prepared/, results/mentors/ (MentorNet runs). Writes:
+results/<study>/<cell>/seed<k>/{metrics.json, history.csv} and results/<study>/index.json.
+A run whose record matches its config hash is skipped; an interrupted one resumes from its
+checkpoint. Progress (runs done/total, the last run finished) on stderr."""
 import argparse
 
 from trainrepro.cli import guarded
@@ -10,7 +15,8 @@ load_all()  # every paper registers its methods, params sections and report writ
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("study")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--prepared", default="data/prepared")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from trainrepro.data import SOURCES, load_raw
 from trainrepro.data.checksums import ChecksumError, verify_md5
 from trainrepro.io import md5_file
-from trainrepro.registry import ConfigError
+from trainrepro.registry import ConfigError, DataIntegrityError
 
 try:
     from tests import fakedata
@@ -174,9 +175,12 @@ def test_md5_for_an_unknown_file_name_is_refused(tmp_path):
         SOURCES["cifar10"]({"mirror": str(tmp_path), "md5": {"cifar.tgz": "0" * 32}}, str(tmp_path))
 
 
-def test_unreachable_mirror_names_the_file(tmp_path):
-    with pytest.raises(RuntimeError, match="test_32x32.mat|train_32x32.mat"):
+def test_unreachable_mirror_names_the_file_the_urls_and_the_mirror_setting(tmp_path):
+    with pytest.raises(DataIntegrityError) as e:
         SOURCES["svhn"]({"mirror": str(tmp_path / "empty")}, str(tmp_path / "raw"))
+    msg = str(e.value)
+    assert re.search("test_32x32.mat|train_32x32.mat", msg)
+    assert (tmp_path / "empty").as_uri() in msg and "mirror:" in msg
 
 
 def test_torchvision_globals_stay_untouched(tmp_path):

@@ -5,8 +5,7 @@ import sys
 from typing import Callable
 
 from .data.checksums import ChecksumError
-from .data.prepared import DataIntegrityError
-from .registry import ConfigError
+from .registry import ConfigError, DataIntegrityError
 
 
 def guarded(main: Callable[[], None]) -> None:

@@ -21,7 +21,7 @@ import yaml
 from .data import SOURCES
 from .data.noise import NOISE_MODELS
 from .methods import METHODS
-from .models import MODELS
+from .models import MODELS, model_kwargs
 from .optim import OPTIMIZERS, SCHEDULES, check_args, schedule_args
 from .registry import PAPERS, ConfigError, check_value
 
@@ -217,6 +217,31 @@ def validate_profile(where: str, prof: dict[str, Any], raw: dict[str, Any]) -> N
                     MODELS.get_checked(m, f"{bw}.models")
             if "train" in b:
                 validate_train(f"{bw}.train", b["train"])
+            for m in b["methods"]:
+                train = resolved_train(raw, prof, b, m)
+                for model in b.get("models", [train["model"]]):
+                    validate_resolved(f"{bw} (method {m}, model {model})", {**train, "model": model})
+
+
+def resolved_train(raw: dict[str, Any], prof: dict[str, Any], block: dict[str, Any],
+                   method: str) -> dict[str, Any]:
+    """A run's train settings: defaults <- params train <- profile <- block <- method instance."""
+    return {**TRAIN_DEFAULTS, **raw["train"], **prof.get("train", {}), **block.get("train", {}),
+            **raw["methods"][method].get("train", {})}
+
+
+def validate_resolved(where: str, t: dict[str, Any]) -> None:
+    """Arguments that only make sense together: model_args against the model that runs them,
+    optimizer_args / schedule_args against the optimizer / schedule they end up with."""
+    allowed = model_kwargs(t["model"])
+    for k in t["model_args"]:
+        if k not in allowed:
+            raise ConfigError(f"{where}: model_args.{k}: unknown argument of model {t['model']!r}; "
+                              f"allowed: {', '.join(sorted(allowed)) or '(none)'}")
+    check_args(OPTIMIZERS[t["optimizer"]].args, t["optimizer_args"], f"{where}: optimizer_args",
+               t["optimizer"])
+    check_args(schedule_args(t["schedule"]), t["schedule_args"], f"{where}: schedule_args",
+               t["schedule"])
 
 
 @dataclass
@@ -257,8 +282,7 @@ def expand_study(params: Params, study: str) -> list[RunSpec]:
     for block in prof["studies"][study]:
         for ds, rate, meth in itertools.product(block["datasets"], block["noise"], block["methods"]):
             m = raw["methods"][meth]
-            base = {**TRAIN_DEFAULTS, **raw["train"], **prof.get("train", {}), **block.get("train", {}),
-                    **m.get("train", {})}
+            base = resolved_train(raw, prof, block, meth)
             if base["augment"] == "auto":
                 base["augment"] = raw["datasets"][ds].get("augment", "none")
             for model in block.get("models", [base["model"]]):

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .data.loader import DeviceData
-from .io import atomic_write_text, torch_save, write_json
+from .io import atomic_write_text, load_torch_file, torch_save, write_json
 from .methods.base import Method
 from .models import build as build_model
 from .optim import apply_schedule, build_optimizer, lr_factor
@@ -48,7 +48,7 @@ def seed_everything(seed: int) -> None:
 
 
 def versions() -> dict[str, str]:
-    import torchvision
+    import torchvision  # heavy optional import (~0.5 s): only for the version record
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "numpy": np.__version__,
@@ -74,6 +74,18 @@ def reported_metrics(history: list[dict[str, Any]], rule: str, k: int) -> dict[s
                 "test_loss": float(np.mean([r["test_loss"] for r in rows])),
                 "val_acc": float(np.mean([r["val_acc"] for r in rows]))}
     raise ValueError(f"unknown report_epoch rule {rule!r}")
+
+
+def numpy_state_to_plain(state: tuple) -> dict[str, Any]:
+    """numpy's legacy RNG state in types torch.load(weights_only=True) accepts."""
+    kind, keys, pos, has_gauss, cached = state
+    return {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def numpy_state_from_plain(d: dict[str, Any]) -> tuple:
+    return (d["kind"], d["keys"].numpy().astype(np.uint32), d["pos"], d["has_gauss"],
+            d["cached_gaussian"])
 
 
 class Trainer:
@@ -177,7 +189,8 @@ class Trainer:
             "phase_start": self.phase_start, "schedule_total": self.schedule_total,
             "current_phase": self.current_phase, "elapsed": elapsed,
             "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state(),
-                    "numpy": np.random.get_state(), "python": random.getstate(),
+                    "numpy": numpy_state_to_plain(np.random.get_state()),
+                    "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if self.cuda else None},
         })
 
@@ -189,10 +202,8 @@ class Trainer:
             stale.unlink()
         if not path.exists():
             return False
-        try:
-            ck = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception:  # a checkpoint cut short by a kill: start over
-            return False
+        ck = load_torch_file(path, self.device, "a checkpoint written by trainrepro's engine "
+                             "(delete it to start this run over)")
         if ck.get("config_hash") != self.cfg.get("config_hash"):
             return False
         self.model.load_state_dict(ck["model"])
@@ -205,7 +216,7 @@ class Trainer:
         rng = ck["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         self.generator.set_state(rng["generator"].cpu())
-        np.random.set_state(rng["numpy"])
+        np.random.set_state(numpy_state_from_plain(rng["numpy"]))
         random.setstate(rng["python"])
         if self.cuda and rng["cuda"] is not None:
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])

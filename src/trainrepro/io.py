@@ -12,6 +12,8 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from .registry import DataIntegrityError
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
@@ -95,3 +97,15 @@ def stable_hash(obj: Any, n: int = 16) -> str:
     """Hash of a JSON-able object, independent of dict order."""
     text = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def load_torch_file(path: str | Path, device: torch.device | str, expected: str) -> Any:
+    """torch.load(weights_only=True); a file that is not a valid torch file is a
+    DataIntegrityError naming it and what was expected (outputs are written atomically, so
+    a kill never leaves half a file behind)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unpickling raises many types; name the file either way
+        raise DataIntegrityError(f"{path}: not a valid torch file ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''}); expected "
+                                 f"{expected}") from e

@@ -18,15 +18,19 @@ def _init_worker(threads: int) -> None:
 
 
 def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int = 1, threads: int = 1,
-             desc: str = "", progress: bool = True, unit: str = "run") -> list[Any]:
+             desc: str = "", progress: bool = True, unit: str = "run",
+             label: Callable[[Any], str] | None = None) -> list[Any]:
     """[fn(job) for job in jobs], in `workers` processes when workers > 1 (fn must be a
-    module-level function); a progress bar on stderr counts finished jobs."""
+    module-level function); a progress bar on stderr counts finished jobs (done/total) and
+    names the last one finished (`label(job)`)."""
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress or not jobs, unit=unit)
     results: list[Any] = [None] * len(jobs)
     workers = min(int(workers), max(len(jobs), 1))
     try:
         if workers <= 1:
             for i, job in enumerate(jobs):
+                if label is not None:
+                    bar.set_postfix_str(label(job), refresh=False)
                 results[i] = fn(job)
                 bar.update(1)
         else:
@@ -35,7 +39,10 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int = 1, th
                                      initializer=_init_worker, initargs=(int(threads),)) as pool:
                 futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
                 for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
+                    i = futures[fut]
+                    results[i] = fut.result()
+                    if label is not None:
+                        bar.set_postfix_str(f"done: {label(jobs[i])}", refresh=False)
                     bar.update(1)
     finally:
         bar.close()

@@ -19,6 +19,11 @@ class ConfigError(ValueError):
     """A parameter is unknown, has the wrong type or an out-of-range value."""
 
 
+class DataIntegrityError(ValueError):
+    """Input data that cannot be used as it is (missing, truncated, corrupt, mis-laid-out); the
+    message names the file and what was expected. Stages report it in one line."""
+
+
 class Registry(dict):
     """A dict of constructors; `register` is a decorator, `build` a checked lookup."""
 
@@ -87,6 +92,8 @@ class Paper:
     package   the paper's package directory (its YAML files live there)
     sections  params.yaml top-level sections the paper owns, with their validators
     write_tables  the paper's tables in its own layout (None: only the generic ones)
+    headline_cells  label -> cell selector (method, noise, dataset, model): the few test
+              accuracies `dvc exp show` shows for the paper (the first matching cell counts)
     """
 
     name: str
@@ -94,6 +101,7 @@ class Paper:
     package: Path
     sections: dict[str, SectionValidator] = field(default_factory=dict)
     write_tables: TableWriter | None = None
+    headline_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def reported_path(self) -> Path:

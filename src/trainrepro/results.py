@@ -48,8 +48,10 @@ def load_runs(results_root: str | Path, study: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
-    """(mean, std, ci_low, ci_high) with a t-distribution interval; n = 1 gives NaN width."""
+def mean_ci(values: np.ndarray, level: float = 0.95,
+            bounds: tuple[float, float] | None = None) -> tuple[float, float, float, float]:
+    """(mean, std, ci_low, ci_high) with a t-distribution interval, clipped to `bounds` when
+    given (accuracies: [0, 1]); n = 1 gives NaN width."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     n = len(v)
     if n == 0:
@@ -59,7 +61,10 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
         return (m, np.nan, np.nan, np.nan)
     sd = float(v.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n))
-    return (m, sd, m - half, m + half)
+    lo, hi = m - half, m + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return (m, sd, lo, hi)
 
 
 def summarise(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
@@ -70,7 +75,8 @@ def summarise(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
                                                   "ci_low", "ci_high", "seeds", "epochs", "wall_time_s"])
     for keys, g in runs.groupby(CELL_KEYS + ["cell"], sort=False):
         ok = g[g["status"] == "ok"]
-        m, sd, lo, hi = mean_ci(ok[metric].to_numpy(dtype=float))
+        m, sd, lo, hi = mean_ci(ok[metric].to_numpy(dtype=float),
+                                bounds=(0.0, 1.0) if metric.endswith("_acc") else None)
         row = dict(zip(CELL_KEYS + ["cell"], keys))
         row.update({"n": len(ok), "n_diverged": int((g["status"] == "diverged").sum()),
                     "n_failed": int(g["status"].isin(["failed", "missing"]).sum()),

@@ -113,7 +113,8 @@ def run_study(params: Params, study: str, prepared_root: str = "data/prepared",
     for job in jobs:  # per-epoch bars only where one run at a time is slow enough to watch
         job["progress_epochs"] = bool(rt["progress"]) and device.type == "cuda"
     summaries = run_jobs(execute, jobs, workers=workers, threads=int(rt["threads"]),
-                         desc=f"train {study}", progress=bool(rt["progress"]))
+                         desc=f"train {study}", progress=bool(rt["progress"]),
+                         label=lambda job: job["cfg"]["name"])
     write_json(Path(results_root) / study / "index.json",
                {"study": study, "profile": params.profile_name, "scale": params.scale, "runs": index})
     failed = [s for s in summaries if s["status"] == "failed"]

@@ -19,6 +19,7 @@ from ..registry import Registry
 SOURCES = Registry("dataset source")
 
 
+
 @dataclass
 class RawDataset:
     train_x: np.ndarray

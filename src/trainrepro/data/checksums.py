@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ..io import file_hash
-from ..registry import ConfigError
+from ..registry import ConfigError, DataIntegrityError
 
 HEX_LENGTH = {"md5": 32, "sha1": 40, "sha256": 64}
 
@@ -37,7 +37,7 @@ def normalize_hash(value: Any, algorithm: str, key: str = "checksum") -> str:
 def verify_file(path: str | os.PathLike, expected: str, algorithm: str = "sha256", hint: str = "") -> str:
     """Return the file's digest if it equals `expected`; raise ChecksumError (FileNotFoundError if absent)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{os.fspath(path)}: file not found (expected {algorithm} {expected})")
+        raise DataIntegrityError(f"{os.fspath(path)}: file not found (expected {algorithm} {expected})")
     expected = normalize_hash(expected, algorithm)
     actual = file_hash(path, algorithm)
     if actual != expected:

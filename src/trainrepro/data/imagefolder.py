@@ -18,14 +18,16 @@ import os
 import posixpath
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from ..io import sha256_file
-from ..registry import ConfigError
+from ..registry import ConfigError, DataIntegrityError
 from .base import SOURCES, RawDataset
 from .checksums import normalize_hash, verify_sha256
 
@@ -60,14 +62,14 @@ def archive_kind(path: Path) -> str:
 
 
 def _progress(total: int, unit: str, desc: str, show: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, disable=not show, leave=False)
 
 
 def iter_files(path: Path, kind: str) -> Iterator[tuple[str, bytes]]:
     """Yield (path relative to the root, bytes) for every image file, without extracting archives."""
     if kind == "directory":
+        for d in sorted(p for p in path.rglob("*") if p.is_dir()):
+            yield d.relative_to(path).as_posix() + "/", None
         rels = sorted(str(p.relative_to(path).as_posix()) for p in path.rglob("*") if p.is_file())
         rels = [r for r in rels if is_image(r)]
         size = sum((path / r).stat().st_size for r in rels)
@@ -77,6 +79,9 @@ def iter_files(path: Path, kind: str) -> Iterator[tuple[str, bytes]]:
                 bar.update(1)
     elif kind == "zip":
         with zipfile.ZipFile(path) as z:
+            for i in z.infolist():
+                if i.is_dir():
+                    yield clean_path(i.filename) + "/", None
             infos = [i for i in z.infolist() if not i.is_dir() and is_image(clean_path(i.filename))]
             show = path.stat().st_size >= PROGRESS_MIN_BYTES
             with _progress(len(infos), "img", path.name, show) as bar:
@@ -88,9 +93,39 @@ def iter_files(path: Path, kind: str) -> Iterator[tuple[str, bytes]]:
         with open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar, \
                 _progress(size, "B", path.name, size >= PROGRESS_MIN_BYTES) as bar:
             for m in tar:
+                if m.isdir():
+                    yield clean_path(m.name) + "/", None
                 if m.isfile() and is_image(clean_path(m.name)):
                     yield clean_path(m.name), tar.extractfile(m).read()
                 bar.update(raw.tell() - bar.n)
+
+
+def read_members(path: Path, kind: str) -> Iterator[tuple[str, bytes | None]]:
+    """`iter_files`, with a truncated or corrupt archive reported as the file it is."""
+    try:
+        yield from iter_files(path, kind)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
+        raise DataIntegrityError(f"{path}: truncated or corrupt {kind} archive ({type(e).__name__}: "
+                                 f"{e}); expected a complete archive (declare its `sha256:` to have "
+                                 "it checked before reading)") from e
+
+
+def check_class_folders(path: Path, dirs: list[str], splits: dict[str, list[tuple[str, int]]],
+                        classes: list[str], top: str | None) -> None:
+    """Every class folder holds images, and a test/ split has a folder for every class."""
+    prefix = f"{top}/" if top else ""
+    for d in dirs:
+        parts = d[len(prefix):].rstrip("/").split("/") if d.startswith(prefix) else []
+        if len(parts) == 2 and parts[0] in SPLITS:
+            split, cls = parts
+            if not any(c == cls for c, _ in splits[split]):
+                raise DataIntegrityError(f"{path}: class folder {d} has no images (expected at "
+                                         f"least one {', '.join(IMG_EXTENSIONS)} file)")
+    if splits["test"]:
+        missing = sorted(set(classes) - {c for c, _ in splits["test"]})
+        if missing:
+            raise DataIntegrityError(f"{path}: test/ has no folder for class(es) "
+                                     f"{', '.join(missing)} (training classes: {', '.join(classes)})")
 
 
 def decode(data: bytes, where: str) -> np.ndarray:
@@ -99,7 +134,8 @@ def decode(data: bytes, where: str) -> np.ndarray:
         im = Image.open(io.BytesIO(data))
         im.load()
     except Exception as e:  # noqa: BLE001 - Pillow raises many types; name the file either way
-        raise ValueError(f"{where}: cannot decode image ({e})") from e
+        raise DataIntegrityError(f"{where}: cannot decode image ({e}); expected a readable "
+                                 f"{', '.join(IMG_EXTENSIONS)} file") from e
     if im.mode not in ("L", "RGB"):
         im = im.convert("L" if im.mode in GREY_MODES else "RGB")
     return np.asarray(im)
@@ -129,7 +165,7 @@ def assign_splits(rels: list[str], origin: str) -> tuple[dict[str, list[tuple[st
             out["train"].append((p[0], i))
         else:
             where = "outside train/ and test/" if has_train else "not inside a class folder"
-            raise ValueError(f"{origin}: {rels[i]} is {where} (expected [top/]train/<class>/<file>, "
+            raise DataIntegrityError(f"{origin}: {rels[i]} is {where} (expected [top/]train/<class>/<file>, "
                              f"[top/]test/<class>/<file>)")
     return out, top
 
@@ -147,7 +183,8 @@ def load_imagefolder(path: str | os.PathLike, sha256: str | None = None) -> RawD
     """Read an ImageFolder tree or archive into a RawDataset (see the module docstring)."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"path: {path} does not exist")
+        raise DataIntegrityError(f"path: {path} does not exist (expected an ImageFolder directory "
+                                 "or a .tar/.tar.gz/.tgz/.zip archive)")
     kind = archive_kind(path)
     meta: dict[str, Any] = {"origin": str(path.resolve()), "format": kind}
     if kind == "directory":
@@ -161,33 +198,38 @@ def load_imagefolder(path: str | os.PathLike, sha256: str | None = None) -> RawD
             meta["sha256"] = sha256_file(path)
         meta["checksum_verified"] = bool(sha256)
 
-    rels, arrays = [], []
+    rels, arrays, dirs = [], [], []
     ref: tuple[str, tuple[int, int]] | None = None
-    for rel, data in iter_files(path, kind):
+    for rel, data in read_members(path, kind):
+        if data is None:
+            dirs.append(rel)
+            continue
         where = f"{path}:{rel}" if kind != "directory" else str(path / rel)
         a = decode(data, where)
         if ref is None:
             ref = (where, a.shape[:2])
         elif a.shape[:2] != ref[1]:
             (h, w), (rh, rw) = a.shape[:2], ref[1]
-            raise ValueError(f"{where} is {w}x{h} but {ref[0]} is {rw}x{rh}: "
+            raise DataIntegrityError(f"{where} is {w}x{h} but {ref[0]} is {rw}x{rh}: "
                              f"all images of an imagefolder dataset must share one size")
         rels.append(rel)
         arrays.append(a)
     if not rels:
-        raise ValueError(f"{path}: no image files found ({', '.join(IMG_EXTENSIONS)})")
+        raise DataIntegrityError(f"{path}: no image files found (expected {', '.join(IMG_EXTENSIONS)} "
+                                 "files in [top/]train/<class>/)")
 
     order = sorted(range(len(rels)), key=lambda i: rels[i].split("/"))
     rels, arrays = [rels[i] for i in order], [arrays[i] for i in order]
     splits, top = assign_splits(rels, str(path))
     classes = sorted({c for c, _ in splits["train"]})
     if not classes:
-        raise ValueError(f"{path}: no training images (test/ only)")
+        raise DataIntegrityError(f"{path}: no training images (test/ only; expected [top/]train/<class>/)")
     index = {c: k for k, c in enumerate(classes)}
     for c, i in splits["test"]:
         if c not in index:
-            raise ValueError(f"{path}: test class {c!r} ({rels[i]}) has no training images; "
-                             f"training classes: {', '.join(classes)}")
+            raise DataIntegrityError(f"{path}: test class {c!r} ({rels[i]}) has no training images; "
+                                     f"training classes: {', '.join(classes)}")
+    check_class_folders(path, dirs, splits, classes, top)
     channels = 3 if any(a.ndim == 3 for a in arrays) else 1
 
     def split_arrays(name: str) -> tuple[np.ndarray | None, np.ndarray | None]:

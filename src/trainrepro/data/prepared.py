@@ -19,13 +19,9 @@ from typing import Any
 import numpy as np
 
 from ..io import read_json, save_npy, sha256_file, write_json
-from ..registry import ConfigError
+from ..registry import ConfigError, DataIntegrityError
 from .base import RawDataset, load_raw
 from .noise import empirical_transition, make_noise, noise_id
-
-
-class DataIntegrityError(ValueError):
-    """A prepared file is missing, truncated or does not match its recorded checksum."""
 
 
 def split_pool(raw: RawDataset, cfg: dict[str, Any]) -> dict[str, np.ndarray]:

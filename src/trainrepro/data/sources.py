@@ -16,7 +16,9 @@ from .base import SOURCES, RawDataset
 @SOURCES.register("digits")
 def digits_source(cfg: dict[str, Any], root: str) -> RawDataset:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, values 0..16), no download."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import (
+        load_digits,  # heavy optional import: only this source needs it
+    )
 
     d = load_digits()
     x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]

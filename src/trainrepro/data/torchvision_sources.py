@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from tqdm import tqdm
 
 from ..io import file_hash, md5_file, stream_hash
-from ..registry import ConfigError
+from ..registry import ConfigError, DataIntegrityError
 from .base import SOURCES, RawDataset
 from .checksums import ChecksumError, normalize_hash
 
@@ -82,8 +83,6 @@ def md5_overrides(cfg: dict[str, Any], allowed: list[str]) -> dict[str, str]:
 
 def fetch(url: str, dest: Path) -> Path:
     """Download url (http(s)://, file://) to `dest.part` with a progress bar; return that path."""
-    from tqdm import tqdm
-
     tmp = dest.with_name(dest.name + ".part")
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
@@ -121,7 +120,11 @@ def download_verified(urls: list[str], dest: Path, md5: str) -> str:
     if mismatch is not None:
         raise ChecksumError(dest, md5, mismatch.actual, "md5",
                             "no location gave the expected file:\n" + "\n".join(failures))
-    raise RuntimeError(f"could not download {dest.name}:\n" + "\n".join(failures))
+    raise DataIntegrityError(
+        f"could not download {dest.name} (into {dest.parent}); tried:\n" + "\n".join(failures)
+        + f"\nWithout network access, point the dataset's `mirror:` at a local copy: a directory "
+        f"holding {dest.name}, a file:// or http(s):// URL, or a list of them, e.g. "
+        f"`dvc exp run -S datasets.<name>.mirror=/srv/mirrors/<name>`")
 
 
 def member_md5s(archive: Path) -> dict[str, str]:
@@ -187,7 +190,7 @@ def prepare_files(name: str, downloads: list[FileSpec], extracted: list[FileSpec
                                 for k, v in member_md5s(src).items()})
             for rel in unknown:
                 if rel not in derived:
-                    raise ValueError(f"{folder / downloads[0].rel}: lacks {rel} (wrong file?)")
+                    raise DataIntegrityError(f"{folder / downloads[0].rel}: lacks {rel} (wrong file?)")
                 expected[rel] = derived[rel]
         for f in extracted:
             p = folder / f.rel
@@ -229,7 +232,7 @@ def _urls(url_or_mirror_bases: list[str], name: str) -> list[str]:
 @SOURCES.register("mnist")
 def mnist_source(cfg: dict[str, Any], root: str) -> RawDataset:
     """MNIST (60,000 train + 10,000 test, 1x28x28)."""
-    from torchvision.datasets import MNIST
+    from torchvision.datasets import MNIST  # heavy optional import: downloads only
 
     raw = "MNIST/raw"
     downloads = [FileSpec(f"{raw}/{f}", md5, _urls(MNIST.mirrors, f)) for f, md5 in MNIST.resources]
@@ -276,7 +279,7 @@ def _cifar(name: str, base: Any, cfg: dict[str, Any], root: str) -> RawDataset:
 @SOURCES.register("cifar10")
 def cifar10_source(cfg: dict[str, Any], root: str) -> RawDataset:
     """CIFAR-10 (50,000 train + 10,000 test, 3x32x32), from the python pickle archive."""
-    from torchvision.datasets import CIFAR10
+    from torchvision.datasets import CIFAR10  # heavy optional import: downloads only
 
     return _cifar("cifar10", CIFAR10, cfg, root)
 
@@ -284,7 +287,7 @@ def cifar10_source(cfg: dict[str, Any], root: str) -> RawDataset:
 @SOURCES.register("cifar100")
 def cifar100_source(cfg: dict[str, Any], root: str) -> RawDataset:
     """CIFAR-100 with its 100 fine labels (50,000 train + 10,000 test, 3x32x32)."""
-    from torchvision.datasets import CIFAR100
+    from torchvision.datasets import CIFAR100  # heavy optional import: downloads only
 
     return _cifar("cifar100", CIFAR100, cfg, root)
 
@@ -292,7 +295,7 @@ def cifar100_source(cfg: dict[str, Any], root: str) -> RawDataset:
 @SOURCES.register("svhn")
 def svhn_source(cfg: dict[str, Any], root: str) -> RawDataset:
     """SVHN cropped digits, train + test splits (no extra), 3x32x32; label 10 is digit 0."""
-    from torchvision.datasets import SVHN
+    from torchvision.datasets import SVHN  # heavy optional import: downloads only
 
     splits = {s: SVHN.split_list[s] for s in ("train", "test")}
     downloads = [FileSpec(fname, md5, [url]) for url, fname, md5 in splits.values()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -55,6 +56,7 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
     studies = params.studies()
     runs_by_study = {s: load_runs(results_root, s) for s in sorted(set(studies) | set(PAPERS))}
     metrics: dict[str, Any] = {"profile": params.profile_name, "scale": params.scale}
+    cell_metrics: dict[str, Any] = {}
     for study in studies:
         runs = runs_by_study[study]
         cells = summarise(runs)
@@ -63,8 +65,8 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
         write_table(cells_table(cells), tables / f"cells_{study}",
                     f"Study `{study}` at scale `{params.scale}`: test accuracy at the reported epoch "
                     f"(rule `{params.raw['train'].get('report_epoch')}`), mean ± std over seeds, "
-                    "95% t-interval, n = runs with status ok.")
-        metrics[study] = {c["cell"]: {"test_acc": round(float(c["mean"]), 6) if c["n"] else None,
+                    "95% t-interval clipped to [0, 1], n = runs with status ok.")
+        cell_metrics[study] = {c["cell"]: {"test_acc": round(float(c["mean"]), 6) if c["n"] else None,
                                       "std": None if pd.isna(c["std"]) else round(float(c["std"]), 6),
                                       "n": int(c["n"])}
                           for _, c in cells.iterrows()}
@@ -90,10 +92,41 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
     verdicts = evaluate_claims(load_claims(), {p: runs_by_study[p] for p in PAPERS}, ".")
     write_table(verdicts, tables / "claims", "Claims and verdicts")
     atomic_write_text(outp / "claims.md", claims_markdown(verdicts, params))
-    metrics["claims"] = verdicts["verdict"].value_counts().to_dict()
-    # The scalars behind claims (e.g. M4's Proposition-1 violations, L7's time ratio error).
-    metrics["claim_scalars"] = {
+    metrics["claims"] = verdict_counts(verdicts)
+    for paper in PAPERS.values():
+        metrics[paper.name] = paper_headline(paper, verdicts[verdicts["paper"] == paper.name],
+                                             summarise(runs_by_study[paper.name]))
+    # Per-cell numbers and the scalars behind claims (e.g. M4's Proposition-1 violations, L7's
+    # time ratio error): a second file, kept out of `dvc exp show`'s default columns.
+    cell_metrics["claim_scalars"] = {
         f"{c['id']}.{r['key']}": v for c in load_claims() for r in (c.get("rules") or [c["rule"]])
         if r["type"] == "scalar" and (v := scalar_value(r, Path("."))[0]) is not None}
+    write_json(tables / "metrics_cells.json", cell_metrics)
     write_json(outp / "metrics.json", metrics)
     return metrics
+
+
+VERDICT_CODES = {"holds": "H", "does not hold": "F", "inconclusive": "I", "not comparable": "NC",
+                 "not run": "NR"}
+
+
+def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
+    """Claims per verdict, every verdict named (0 where none), keys without spaces."""
+    counts = verdicts["verdict"].value_counts().to_dict() if len(verdicts) else {}
+    return {v.replace(" ", "_"): int(counts.get(v, 0)) for v in VERDICT_CODES}
+
+
+def paper_headline(paper: Any, verdicts: pd.DataFrame, cells: pd.DataFrame) -> dict[str, Any]:
+    """What `dvc exp show` shows of one paper: its verdict counts, every claim's verdict in one
+    string (`M1:H M2:F ...`; H holds, F does not hold, I inconclusive, NC not comparable, NR not
+    run) so that `dvc metrics diff` names the claims whose verdict changed, and the mean test
+    accuracy of its headline cells (the paper registers which)."""
+    out: dict[str, Any] = dict(verdict_counts(verdicts))
+    out["verdicts"] = " ".join(f"{r['id']}:{VERDICT_CODES[r['verdict']]}" for _, r in verdicts.iterrows())
+    for label, sel in paper.headline_cells.items():
+        m = np.ones(len(cells), dtype=bool)
+        for k, v in sel.items():
+            m &= np.isclose(cells[k].astype(float), float(v)) if k == "noise" else (cells[k] == v).to_numpy()
+        hit = cells[m & (cells["n"] > 0).to_numpy()] if len(cells) else cells
+        out[label] = round(float(hit.iloc[0]["mean"]), 4) if len(hit) else None
+    return out

@@ -2,6 +2,7 @@
 labelled axes, and a caption line naming scale and seeds."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -18,7 +19,6 @@ plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 9,
 
 def save_fig(fig: plt.Figure, path: str | Path) -> Path:
     """Save a PNG byte-identically for identical inputs (no Software/date metadata)."""
-    import io
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None}, bbox_inches=None)

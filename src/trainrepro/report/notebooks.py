@@ -1,6 +1,7 @@
 """Execute the report notebooks with papermill and render self-contained HTML.
 
-Executed notebooks and HTML are made byte-stable: papermill timestamps and durations are
+The HTML is for reviewers: it shows text, tables and figures, no code (the executed notebooks
+in reports/executed/ keep the code). Executed notebooks and HTML are made byte-stable: papermill timestamps and durations are
 removed, cell ids are renumbered, and the HTML carries no script or stylesheet from a CDN
 (it opens offline); figures are embedded as base64 PNG by the notebooks themselves.
 """
@@ -39,10 +40,14 @@ _REMOTE = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>\s
 
 
 def offline_html(nb: nbformat.NotebookNode) -> str:
-    """nbconvert HTML (lab template, code hidden by default off) without any remote resource."""
-    from nbconvert import HTMLExporter
+    """nbconvert HTML (lab template) for reviewers: code cells' inputs and prompts hidden (the
+    executed notebook keeps them), no remote resource."""
+    from nbconvert import (
+        HTMLExporter,  # heavy optional import: only the report stage renders
+    )
 
-    exporter = HTMLExporter(template_name="lab")
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
     for url in ("require_js_url", "mathjax_url", "mermaid_js_url", "mermaid_layout_elk_js_url",
                 "jquery_url", "widget_renderer_url"):
         if exporter.has_trait(url):
@@ -59,7 +64,7 @@ def offline_html(nb: nbformat.NotebookNode) -> str:
 
 def run_notebook(template: Path, executed: Path, html: Path, parameters: dict[str, Any],
                  cwd: str = ".") -> None:
-    import papermill as pm
+    import papermill as pm  # heavy optional import: only the report stage executes notebooks
 
     tmp = executed.with_name(f".{executed.name}.tmp.ipynb")
     executed.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write_text
+from .display import readable_frame
 
 REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN = ("reproduced", "not reproduced",
                                                         "not comparable", "not run")
@@ -18,11 +19,13 @@ REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN = ("reproduced", "not reprod
 def write_table(df: pd.DataFrame, stem: str | Path, caption: str = "") -> None:
     """Write <stem>.md, <stem>.csv and <stem>.tex (atomic, deterministic float formatting)."""
     stem = Path(stem)
+    df = readable_frame(df)
     atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False, float_format="%.6g"))
     shown = df.copy()
     for c in shown.columns:
-        if shown[c].dtype.kind == "f":  # noise rates read as 0.4, measurements with 4 decimals
-            spec = "g" if "noise" in str(c) else ".4f"
+        if shown[c].dtype.kind == "f":  # noise rates and counts read as 0.4 / 20, measurements
+            whole = bool(((shown[c].dropna() % 1) == 0).all())  # with 4 decimals
+            spec = "g" if "noise" in str(c) or whole else ".4f"
             shown[c] = shown[c].map(lambda x, spec=spec: "" if pd.isna(x) else format(x, spec))
     md = (f"{caption}\n\n" if caption else "") + shown.to_markdown(index=False, disable_numparse=True) + "\n"
     atomic_write_text(stem.with_suffix(".md"), md)

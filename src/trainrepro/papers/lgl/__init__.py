@@ -21,4 +21,6 @@ PAPER = register_paper(Paper(
     title="Local-to-Global Learning (Cheng et al., CVPR 2019)",
     package=Path(__file__).resolve().parent,
     sections={"lgl_toy": validate_toy, "lgl_analysis": validate_analysis},
+    headline_cells={"baseline": {"method": "baseline"}, "lgl_r3": {"method": "lgl_r3"},
+                    "spl": {"method": "spl"}},
     write_tables=deferred(f"{__name__}.report", "write_tables")))  # Tables 1-3 in its layout

@@ -27,4 +27,7 @@ PAPER = register_paper(Paper(
     title="MentorNet (Jiang et al., ICML 2018)",
     package=Path(__file__).resolve().parent,
     sections={"mentor": validate_mentor},
+    headline_cells={"fullmodel_noise0.4": {"method": "fullmodel", "noise": 0.4},
+                    "mentornet_dd_noise0.4": {"method": "mentornet_dd", "noise": 0.4},
+                    "mentornet_pd_noise0.4": {"method": "mentornet_pd", "noise": 0.4}},
     write_tables=deferred(f"{__name__}.report", "write_tables")))  # Tables 2-3 in its layout

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ...io import torch_save
+from ...io import load_torch_file, torch_save
+from ...registry import DataIntegrityError
 
 NET_DEFAULTS: dict[str, Any] = {
     "label_embedding": 2,        # code: 2 x 2 label embedding
@@ -123,7 +124,11 @@ def save_mentor(path: str | Path, net: MentorNet, meta: dict[str, Any]) -> None:
 
 def load_mentor(path: str | Path, device: torch.device | str = "cpu") -> tuple[MentorNet, dict[str, Any]]:
     """(MentorNet in eval mode on `device`, metadata) from a file written by `save_mentor`."""
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = load_torch_file(path, "cpu", "a MentorNet written by the mentor stage (re-run it: "
+                           "python stages/mentor.py)")
+    if not isinstance(blob, dict) or blob.get("format") != "trainrepro.mentornet/1":
+        raise DataIntegrityError(f"{path}: not a MentorNet file (no format "
+                                 "'trainrepro.mentornet/1'); re-run the mentor stage")
     net = MentorNet(**blob["config"])
     net.load_state_dict(blob["state_dict"])
     return net.to(device).eval(), blob.get("meta", {})

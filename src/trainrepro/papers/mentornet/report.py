@@ -19,6 +19,8 @@ import yaml
 
 from ...io import read_json
 from ...report.claims import evaluate_claims
+from ...methods import METHODS
+from ...report.display import readable
 from ...report.figures import plt, save_fig
 from ...report.tables import write_table
 from ...results import load_histories, load_runs, mean_ci, summarise
@@ -84,7 +86,7 @@ def our_cells(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (ds, model, noise, method, src), g in r.groupby(["dataset", "model", "noise", "method", "dd_source"]):
         ok = g[g["status"] == "ok"]
-        m, sd, lo, hi = mean_ci(ok["test_acc"].to_numpy(dtype=float))
+        m, sd, lo, hi = mean_ci(ok["test_acc"].to_numpy(dtype=float), bounds=(0.0, 1.0))
         rows.append({"dataset": ds, "model": model, "noise": float(noise), "method": method,
                      "dd_source": src, "mean": m, "std": sd, "ci_low": lo, "ci_high": hi,
                      "n": len(ok), "seeds": ",".join(map(str, sorted(ok["seed"])))})
@@ -222,7 +224,8 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
         if rec is None:
             continue
         cfg = rec["config"]
-        mp = {k: v for k, v in cfg["method_params"].items() if k not in ("mentor_path", "mentor_sha256")}
+        resolved = {**METHODS[cfg["method_family"]].defaults, **cfg["method_params"]}  # + defaults
+        mp = {k: v for k, v in resolved.items() if k not in ("mentor_path", "mentor_sha256")}
         sides = []
         if cfg["method_family"] == "mentornet":
             for k in SWITCHES:
@@ -230,16 +233,17 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
                     v = mp.get(k)
                     side = ("paper" if PAPER_SETTING.get(k, object()) == v else
                             "code" if CODE_SETTING.get(k, object()) == v else "ours")
-                    sides.append(f"{k}={v} [{side}]")
+                    sides.append(f"{k} = {readable(v)} [{side}]")
         rows.append({"method": method, "family": cfg["method_family"],
-                     "params": ", ".join(f"{k}={v}" for k, v in sorted(mp.items())
-                                         if k not in SWITCHES or cfg["method_family"] != "mentornet"),
+                     "params": "; ".join(f"{k} = {readable(v)}" for k, v in sorted(mp.items())
+                                         if k not in SWITCHES or cfg["method_family"] != "mentornet")
+                               or "(none)",
                      "paper/code switches": "; ".join(sides),
-                     "recipe": f"{cfg['model']} {cfg.get('model_args', {})}, {cfg['epochs']} epochs, "
+                     "recipe": f"{cfg['model']} ({readable(cfg.get('model_args', {}))}), {cfg['epochs']} epochs, "
                                f"batch {cfg['batch_size']}, {cfg['optimizer']} lr {cfg['lr']} "
                                f"({cfg['schedule']}), wd {cfg['weight_decay']}, augment {cfg['augment']}, "
                                f"reported epoch: {cfg['report_epoch']}",
-                     "seeds": ",".join(map(str, sorted(g["seed"]))),
+                     "seeds": ", ".join(map(str, sorted(set(g["seed"])))),
                      "device": rec.get("device")})
     return pd.DataFrame(rows)
 

@@ -58,7 +58,7 @@ def robust_objective(net: MentorNet, loss: np.ndarray, lam: float, epoch: int) -
 
 def plot_surfaces(nets: dict[str, MentorNet], cfg: dict[str, Any], path: str | Path) -> None:
     """One 3-D surface per (mentor, epoch): weight over (loss - lambda, loss), like Fig. 4."""
-    import matplotlib
+    import matplotlib  # heavy optional import: plotting only, kept out of training workers
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
