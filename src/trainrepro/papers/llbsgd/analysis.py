@@ -137,8 +137,8 @@ def load_study_runs(results_root: str | Path, study: str = "llbsgd") -> list[dic
     return out
 
 
-def _stat(values: list[float]) -> dict[str, float]:
-    m, sd, lo, hi = mean_ci(np.asarray(values, dtype=float))
+def _stat(values: list[float], bounds: tuple[float, float] | None = None) -> dict[str, float]:
+    m, sd, lo, hi = mean_ci(np.asarray(values, dtype=float), bounds=bounds)
     return {"mean": m, "std": sd, "ci_low": lo, "ci_high": hi, "n": len(values)}
 
 
@@ -148,7 +148,8 @@ def cell_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in runs if r["status"] == "ok"]
     out = {"seeds": [r["seed"] for r in ok], "n_diverged": sum(r["status"] == "diverged" for r in runs)}
     for key in ("train_loss", "val_loss", "test_loss", "test_acc"):
-        out[key] = _stat([r["final"][key] for r in ok]) if ok else None
+        bounds = (0.0, 1.0) if key.endswith("acc") else (0.0, float("inf"))
+        out[key] = _stat([r["final"][key] for r in ok], bounds) if ok else None
     return out
 
 

@@ -23,13 +23,19 @@ def _load(results_root: str | Path, name: str) -> dict[str, Any]:
     return read_json(path) if path.exists() else {}
 
 
+def fmt_range(lo: float, hi: float) -> str:
+    """A 95% interval of a loss or a ratio (not bounded by 1): 'lo – hi'."""
+    return "—" if pd.isna(lo) else f"{lo:.4f} – {hi:.4f}"
+
+
 def _cells(row: dict[str, Any]) -> dict[str, str]:
     out = {}
     for key, label in (("train_loss", "final train loss"), ("test_loss", "test loss"),
                        ("test_acc", "test acc")):
         st = row.get(key)
         out[label] = fmt_mean_std(st["mean"], st["std"]) if st else "—"
-        out[f"{label} 95% CI"] = fmt_ci(st["ci_low"], st["ci_high"]) if st else "—"
+        interval = fmt_ci if key.endswith("acc") else fmt_range  # [a, b] is kept for accuracies
+        out[f"{label} 95% CI"] = interval(st["ci_low"], st["ci_high"]) if st else "—"
     out["n"] = str(len(row.get("seeds", [])))
     return out
 
@@ -66,7 +72,7 @@ def convergence_table(conv: dict[str, Any]) -> pd.DataFrame:
                      "iterations to target (per seed)": ", ".join("—" if v is None else str(v)
                                                                   for v in c["iterations"].values()),
                      "SGD iterations / its iterations": fmt_mean_std(sp.get("ratio", float("nan")), float("nan")),
-                     "95% CI": fmt_ci(sp.get("ci_low", float("nan")), sp.get("ci_high", float("nan"))),
+                     "95% CI": fmt_range(sp.get("ci_low", float("nan")), sp.get("ci_high", float("nan"))),
                      "censored": str(sp.get("censored", ""))})
     return pd.DataFrame(rows)
 
