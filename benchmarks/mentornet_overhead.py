@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from results_md import replace_section  # benchmarks/results_md.py (the script folder is on sys.path)
 from trainrepro.config import TRAIN_DEFAULTS
 from trainrepro.data.loader import DeviceData
 from trainrepro.data.prepared import PreparedDataset
@@ -133,15 +134,8 @@ def main() -> None:
 
 def append_results(text: str, path: Path = Path("benchmarks/RESULTS.md")) -> None:
     """Replace (or add) the '## MentorNet overhead' section, leaving other sections alone."""
-    head = "## MentorNet overhead"
-    body = (f"{head}\n\n`python benchmarks/mentornet_overhead.py --append` (SPADE step = FullModel step + "
-            "lambda percentile update + MentorNet forward; target <= 1.10x).\n\n" + text + "\n")
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if head in old:
-        pre, rest = old.split(head, 1)
-        nxt = rest.find("\n## ")
-        old = pre.rstrip("\n") + "\n\n" + (rest[nxt + 1:] if nxt >= 0 else "")
-    path.write_text(old.rstrip("\n") + "\n\n" + body)
+    replace_section("## MentorNet overhead", ("`python benchmarks/mentornet_overhead.py --append` (SPADE step = FullModel step + "
+            "lambda percentile update + MentorNet forward; target <= 1.10x).\n\n" + text), path)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ FAST_KWARGS: dict[str, dict] = {
     "vgg16": {"width_divisor": 8},
     "resnet18": {"width": 8},
     "resnet34": {"width": 8},
+    "resnet50": {"width": 4},
     "wide_resnet_mentornet": {"blocks_per_stage": 1, "widths": [8, 16, 32], "stem_width": 4},
 }
 
 EXPECTED_NAMES = {
     "mlp", "small_cnn", "allcnn_a", "allcnn_b", "allcnn_c", "nin", "vgg16",
-    "resnet18", "resnet34", "wide_resnet_mentornet", "cifarnet",
+    "resnet18", "resnet34", "resnet50", "wide_resnet_mentornet", "cifarnet",
     "allcnn_small_a", "allcnn_small_b", "allcnn_small_c",
 }
 

@@ -3,6 +3,9 @@
 A profile (params `profile`) holds studies; a study is a list of blocks; a block is a product
 datasets x noise rates x methods (x models), each cell run once per seed. A run's config is
 resolved as: `train` defaults <- profile `train` <- block `train` <- method instance `train`.
+A block's optional `tag` is appended to its cells' names (`<dataset>-<model>-n<rate>-<method>-<tag>`),
+so blocks that run the same method with different `train` overrides (a learning-rate grid, batch
+sizes) keep separate cells; the run index records it.
 """
 from __future__ import annotations
 
@@ -32,10 +35,13 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "schedule": "cosine", "schedule_args": {}, "augment": "auto", "report_epoch": "best_val",
     "report_k": 5, "val_labels": "noisy", "grad_clip": 0.0, "compile": False,
     "checkpoint": True, "eval_batch_size": 1024,
+    "kfold": 0,  # 0: the prepared fixed train/validation split; k >= 2: k-fold over train + validation,
+                 # the run with seed s trains on fold s mod k (data/splits.py; LLb-SGD's 5-fold CV)
 }
 TRAIN_RANGES: dict[str, tuple] = {"epochs": (1, None), "batch_size": (1, None), "lr": (0.0, None),
                                   "weight_decay": (0.0, None), "report_k": (1, None),
-                                  "grad_clip": (0.0, None), "eval_batch_size": (1, None)}
+                                  "grad_clip": (0.0, None), "eval_batch_size": (1, None),
+                                  "kfold": (0, None)}
 TRAIN_CHOICES: dict[str, list] = {"augment": ["auto", "none", "crop_flip"],
                                   "report_epoch": ["last", "best_val", "mean_last_k"],
                                   "val_labels": ["noisy", "clean"]}
@@ -78,6 +84,8 @@ def validate_train(where: str, t: dict[str, Any]) -> None:
     _check_keys(where, t, TRAIN_DEFAULTS)
     for k, v in t.items():
         _check(f"{where}.{k}", v, TRAIN_DEFAULTS[k], TRAIN_RANGES.get(k), TRAIN_CHOICES.get(k))
+    if t.get("kfold") == 1:
+        raise ConfigError(f"{where}.kfold: 1 is not allowed; allowed: 0 (fixed split) or >= 2 folds")
     if "model" in t:
         MODELS.get_checked(t["model"], f"{where}.model")
     if "optimizer" in t:
@@ -209,7 +217,9 @@ def validate_profile(where: str, prof: dict[str, Any], raw: dict[str, Any]) -> N
             raise ConfigError(f"{where}.studies.{study}: expected a list of blocks")
         for i, b in enumerate(blocks):
             bw = f"{where}.studies.{study}[{i}]"
-            _check_keys(bw, b, ["datasets", "noise", "methods", "seeds", "models", "train"])
+            _check_keys(bw, b, ["datasets", "noise", "methods", "seeds", "models", "train", "tag"])
+            if "tag" in b and not (isinstance(b["tag"], str) and b["tag"].replace("_", "").replace(".", "").isalnum()):
+                raise ConfigError(f"{bw}.tag: expected a name of letters, digits, '_' and '.', got {b['tag']!r}")
             for key in ("datasets", "noise", "methods", "seeds"):
                 if key not in b or not isinstance(b[key], list) or not b[key]:
                     raise ConfigError(f"{bw}.{key}: expected a non-empty list")
@@ -301,12 +311,14 @@ def expand_study(params: Params, study: str) -> list[RunSpec]:
             for model in block.get("models", [base["model"]]):
                 for seed in block["seeds"]:
                     train = {**base, "model": model}
+                    cell = cell_name(ds, model, rate, meth) + (f"-{block['tag']}" if block.get("tag") else "")
                     runs.append(RunSpec(
-                        study=study, cell=cell_name(ds, model, rate, meth), dataset=ds,
+                        study=study, cell=cell, dataset=ds,
                         noise=(kind, float(rate), nseed), method=meth, model=model, seed=int(seed),
                         train=train, method_family=m["family"],
                         method_params={k: v for k, v in m.items() if k not in ("family", "train")},
-                        dataset_cfg=raw["datasets"][ds]))
+                        dataset_cfg=raw["datasets"][ds],
+                        extra={"tag": block["tag"]} if block.get("tag") else {}))
     return runs
 
 

@@ -323,6 +323,9 @@ class Trainer:
                               (*self.evaluate("val"), *self.evaluate("test"))))
             row.update(distributed.from_main(ev))
             row.update(self.method.epoch_metrics())
+            opt_metrics = getattr(self.optimizer, "epoch_metrics", None)  # optim/__init__.py contract
+            if opt_metrics is not None:
+                row.update(opt_metrics())
             row["epoch_time_s"] = time.perf_counter() - te
             self.history.append(row)
             stop = bool(self.method.on_epoch_end(epoch, row))

@@ -19,6 +19,7 @@ from . import distributed
 from .config import Params, RunSpec, code_hash, expand_study
 from .data.loader import DeviceData
 from .data.prepared import load_prepared
+from .data.splits import with_fold
 from .engine import Trainer, resolve_device
 from .io import read_json, sha256_file, stable_hash, write_json
 from .methods import METHODS
@@ -53,6 +54,23 @@ def is_done(run_dir: Path, config_hash: str) -> bool:
     return rec.get("config", {}).get("config_hash") == config_hash and rec.get("status") in ("ok", "diverged")
 
 
+def run_data(prepared: str | Path, cfg: dict[str, Any], device: torch.device) -> DeviceData:
+    """The run's device-resident data (cached per worker across runs that share it). With
+    `train.kfold` = k >= 2 the train/validation split is fold (seed mod k) of a k-fold partition
+    of train + validation (data/splits.py), the test split unchanged."""
+    k = int(cfg.get("kfold", 0))
+    fold = int(cfg["seed"]) % k if k else None
+    key = (str(prepared), tuple(cfg["noise"]), str(device), cfg["augment"], cfg["val_labels"], k, fold)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        ds = load_prepared(prepared, tuple(cfg["noise"]))
+        if k:
+            ds = with_fold(ds, k, fold, int(cfg["dataset_cfg"].get("data_seed", 0)))
+        _DATA_CACHE[key] = DeviceData(ds, device, augment=cfg["augment"],
+                                      channels_last=device.type == "cuda", val_labels=cfg["val_labels"])
+    return _DATA_CACHE[key]
+
+
 def execute(job: dict[str, Any]) -> dict[str, Any]:
     """Worker entry point: train one run (in this process) and return a short summary."""
     importlib.import_module(job["method_module"])  # registers the family in this process
@@ -62,13 +80,7 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
         return _summary(cfg, rec)
     if device.type == "cpu":
         torch.set_num_threads(int(job["threads"]))
-    key = (job["prepared"], tuple(cfg["noise"]), str(device), cfg["augment"], cfg["val_labels"])
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
-        ds = load_prepared(job["prepared"], tuple(cfg["noise"]))
-        _DATA_CACHE[key] = DeviceData(ds, device, augment=cfg["augment"],
-                                      channels_last=device.type == "cuda", val_labels=cfg["val_labels"])
-    data = _DATA_CACHE[key]
+    data = run_data(job["prepared"], cfg, device)
     try:
         trainer = Trainer(cfg, data, METHODS[cfg["method_family"]], cfg["method_params"],
                           run_dir=job["run_dir"], progress=job.get("progress_epochs", False))
@@ -104,7 +116,8 @@ def run_study(params: Params, study: str, prepared_root: str = "data/prepared",
         done = is_done(run_dir, cfg["config_hash"])
         index.append({"cell": spec.cell, "seed": spec.seed, "dataset": spec.dataset,
                       "noise": spec.noise[1], "method": spec.method, "model": spec.model,
-                      "run_dir": str(run_dir), "config_hash": cfg["config_hash"]})
+                      "tag": spec.extra.get("tag", ""), "run_dir": str(run_dir),
+                      "config_hash": cfg["config_hash"]})
         if not done:
             jobs.append({"cfg": cfg, "run_dir": str(run_dir), "device": rt["device"],
                          "method_module": METHODS[spec.method_family].__module__,

@@ -9,6 +9,10 @@ Conventions every model keeps (other modules rely on them):
   forward, so a method can swap it by module replacement (hard-threshold alternation);
 - `activation` (default "relu") and `activation_args` are accepted by every model: `build`
   swaps the nn.ReLU modules for the activation registered under that name (activations.py).
+
+Every model also takes `init` (models/init.py: default | uniform | normal | xavier | msra) and
+`init_scale` (every parameter multiplied by it), applied by `build` after construction and
+before an activation swap (the swapped units keep their own initial thresholds).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from torch import nn
 from trainrepro.models import allcnn, allcnn_small, cifarnet, nin, resnet, small, vgg, wide_resnet  # noqa: F401  (register)
 from trainrepro.models._common import MODELS
 from trainrepro.models.activations import ACTIVATIONS, check_activation_args, swap_activations
+from trainrepro.models.init import CHOICES as INIT_CHOICES, apply_init
 from trainrepro.registry import ConfigError
 
 __all__ = ["ACTIVATIONS", "MODELS", "build", "model_kwargs"]
@@ -32,7 +37,7 @@ def model_kwargs(name: str) -> dict[str, Any]:
     """The optional keyword arguments of model `name` with their defaults."""
     params = inspect.signature(MODELS.get_checked(name, "model")).parameters
     out = {k: p.default for k, p in params.items() if k not in _COMMON}
-    return {**out, "activation": "relu", "activation_args": {}}
+    return {**out, "activation": "relu", "activation_args": {}, "init": "default", "init_scale": 1.0}
 
 
 def build(name: str, num_classes: int, in_channels: int, image_size: int, **kwargs: Any) -> nn.Module:
@@ -48,7 +53,13 @@ def build(name: str, num_classes: int, in_channels: int, image_size: int, **kwar
     activation_args = kwargs.pop("activation_args", {})
     ACTIVATIONS.get_checked(activation, f"model {name!r}: activation")
     check_activation_args(activation, activation_args)
+    init, scale = kwargs.pop("init", "default"), kwargs.pop("init_scale", 1.0)
+    if init not in INIT_CHOICES:
+        raise ConfigError(f"model {name!r}: init {init!r} is not allowed; allowed: {', '.join(INIT_CHOICES)}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ConfigError(f"model {name!r}: init_scale must be a positive number, got {scale!r}")
     model = ctor(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    model = apply_init(model, init, float(scale))
     if activation != "relu":
         shape = (1, in_channels, image_size, image_size) if image_size > 1 else (1, in_channels)
         swap_activations(model, activation, activation_args, torch.zeros(shape))

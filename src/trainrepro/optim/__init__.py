@@ -12,6 +12,14 @@ make one parameter group per layer (LLb-SGD). The contract every registered opti
   group["lr_scale"]`. An optimizer that adapts rates per group keeps its adaptation in
   `group["lr_scale"]` (as timm keeps layer decay in lr_scale) and, when it changes it inside an
   epoch, rescales `group["lr"]` by the same ratio; the schedule never overwrites it.
+- Optional `epoch_metrics() -> dict[str, float]`: if the optimizer has it, the engine calls it
+  once per epoch after evaluation and merges the result into the epoch's history row (LLb-SGD
+  logs its per-layer rates so). It is the one place an optimizer may synchronise with the host.
+- Optimizer state that is not per-parameter (LLb-SGD's per-layer rates and loss average) goes
+  into `state_dict()` so that a checkpoint resumes the run exactly.
+
+Path-SGD (optim/pathsgd.py) and ESGD (optim/esgd.py) register themselves beside them; a paper's
+own optimizer registers from its package (LLb-SGD: papers/llbsgd/optimizer.py).
 
 The standard optimizers are a table of name -> torch class and our defaults; where torch's
 definition differs from the original paper of an optimizer, the table's comment says so.
@@ -19,38 +27,15 @@ definition differs from the original paper of an optimizer, the table's comment 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from ..registry import ConfigError, Registry
+from ..registry import ConfigError
+from . import esgd, pathsgd  # noqa: F401  (register Path-SGD and ESGD)
+from .registry import OPTIMIZERS, Builder, OptimizerSpec, register_optimizer
 from .schedules import SCHEDULES
-
-Builder = Callable[..., torch.optim.Optimizer]
-
-
-@dataclass(frozen=True)
-class OptimizerSpec:
-    """A registered optimizer: its builder and the extra arguments it takes (with defaults)."""
-
-    name: str
-    build: Builder
-    args: dict[str, Any] = field(default_factory=dict)
-
-
-OPTIMIZERS: Registry = Registry("optimizer")
-
-
-def register_optimizer(name: str, **args: Any) -> Callable[[Builder], Builder]:
-    """Decorator: register `builder(model, lr, weight_decay, **args)` under `name`; `args` are
-    the optimizer-specific arguments and their defaults (what `optimizer_args` may set)."""
-    def deco(fn: Builder) -> Builder:
-        OPTIMIZERS.register(name)(OptimizerSpec(name, fn, dict(args)))
-        return fn
-
-    return deco
 
 
 def torch_kwargs(args: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,269 @@
+"""Pure functions behind the LLb-SGD study's figures, tables and claims (the optimizer they
+evaluate is a labelled *reconstruction*; these functions are not).
+
+- `smooth`, `convergence_iteration`: the paper's Fig. 7 stopping rule ("the training process is
+  ended when the decrease is no more than 0.1 after 1 000 iterations");
+- `iterations_to_target`, `speedup`: the headline claim (iterations to a training-loss target,
+  ratio to SGD with a 95% interval over seeds);
+- `rel_range`: the robustness claims B2-B4 ((max - min) / mean of a final loss across settings);
+- `trajectory_pca`, `plane_grid`: Fig. 8 (iterates projected on their two principal directions).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ...io import read_json
+from ...results import mean_ci
+
+
+def smooth(losses: Sequence[float], width: int) -> np.ndarray:
+    """Trailing mean over `width` iterations (s[t] = mean of losses[t-width+1 .. t]; the first
+    width - 1 entries average what is there)."""
+    x = np.asarray(losses, dtype=np.float64)
+    if width <= 1 or len(x) == 0:
+        return x.copy()
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    n = np.minimum(np.arange(1, len(x) + 1), width)
+    return (c[1:] - c[np.arange(1, len(x) + 1) - n]) / n
+
+
+def convergence_iteration(losses: Sequence[float], window: int, min_decrease: float,
+                          smooth_width: int = 1) -> int | None:
+    """First iteration t (1-based count of iterations done) at which the (smoothed) training loss
+    has decreased by no more than `min_decrease` over the last `window` iterations:
+    s[t - window] - s[t] <= min_decrease. None if the curve never flattens so.
+
+    The paper's rule is window = 1000, min_decrease = 0.1 on its training loss; per-iteration
+    mini-batch losses are noisy, so a trailing mean (`smooth_width`) is applied first (our choice).
+    """
+    s = smooth(losses, smooth_width)
+    start = window + max(smooth_width, 1) - 1
+    for t in range(start, len(s)):
+        if s[t - window] - s[t] <= min_decrease:
+            return t + 1
+    return None
+
+
+def iterations_to_target(losses: Sequence[float], target: float, smooth_width: int = 1) -> int | None:
+    """Iterations needed until the (smoothed) training loss first reaches `target` (None: never)."""
+    s = smooth(losses, smooth_width)
+    hit = np.nonzero(s <= target)[0]
+    return int(hit[0]) + 1 if len(hit) else None
+
+
+def speedup(sgd_iters: Sequence[int | None], other_iters: Sequence[int | None],
+            budget: int) -> dict[str, float]:
+    """Per-seed ratio sgd_iterations / other_iterations (paired by seed) with the 95% t interval
+    of `results.mean_ci` (the statistics of every other paper's cells).
+
+    A run that never reaches the target counts as `budget` iterations (so the ratio is a lower
+    bound for SGD misses, an upper bound for misses of the other optimizer); `censored` counts
+    such runs.
+    """
+    ratios, censored = [], 0
+    for a, b in zip(sgd_iters, other_iters):
+        censored += (a is None) + (b is None)
+        ratios.append((budget if a is None else a) / (budget if b is None else b))
+    m, _, lo, hi = mean_ci(np.asarray(ratios))
+    return {"ratio": m, "ci_low": lo, "ci_high": hi, "n": len(ratios), "censored": censored,
+            "per_seed": ratios}
+
+
+def rel_range(values: Sequence[float]) -> float:
+    """(max - min) / mean (the spread of a final loss across settings, claims B2-B4)."""
+    x = np.asarray(values, dtype=np.float64)
+    return float((x.max() - x.min()) / x.mean())
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation (claims B5/B6: does a quantity fall as a setting grows?)."""
+    from scipy import stats
+
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def trajectory_pca(trajectories: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Fig. 8: project iterates (each trajectory an array (T_i, P) of flattened weights, all from
+    the same network) on the two principal directions of all iterates together.
+
+    Centre = the mean iterate; directions = the top two right singular vectors of the centred
+    iterates (unit norm, orthogonal). Returns centre (P,), directions (2, P), coords (list of
+    (T_i, 2)), explained (fraction of variance of each direction).
+    """
+    allx = np.concatenate([np.asarray(t, dtype=np.float64) for t in trajectories])
+    centre = allx.mean(axis=0)
+    _, sv, vt = np.linalg.svd(allx - centre, full_matrices=False)
+    dirs = vt[:2]
+    var = sv ** 2
+    coords = [(np.asarray(t, dtype=np.float64) - centre) @ dirs.T for t in trajectories]
+    return {"centre": centre, "directions": dirs, "coords": coords,
+            "explained": var[:2] / var.sum() if var.sum() > 0 else np.zeros(2)}
+
+
+def plane_grid(coords: Sequence[np.ndarray], n: int = 21, margin: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """The (a, b) grid of the loss-contour plane covering every trajectory with a margin."""
+    allc = np.concatenate(coords)
+    lo, hi = allc.min(axis=0), allc.max(axis=0)
+    pad = (hi - lo) * margin + 1e-8
+    return np.linspace(lo[0] - pad[0], hi[0] + pad[0], n), np.linspace(lo[1] - pad[1], hi[1] + pad[1], n)
+
+
+# --- the study's analysis (stage train_llbsgd, after the runs) ---------------------------------
+# Block tags of the llbsgd study (params.yaml): "<sub-study>_<value>".
+SUBSTUDIES = {"grid": "Table 2 / Fig. 5: lr grid per optimizer", "lr": "Fig. 7: initial lr (LLb-SGD)",
+              "bs": "Table 3: batch size (LLb-SGD)", "init": "Table 4: initialisation (LLb-SGD)",
+              "saddle": "Fig. 8: trajectories near a saddle"}
+
+
+def load_study_runs(results_root: str | Path, study: str = "llbsgd") -> list[dict[str, Any]]:
+    """Every run of the study's index with its record's config, last history row and traces."""
+    index = read_json(Path(results_root) / study / "index.json")
+    out = []
+    for r in index["runs"]:
+        path = Path(r["run_dir"]) / "metrics.json"
+        if not path.is_absolute() and not path.exists():
+            path = Path(results_root).parent / path
+        rec = read_json(path) if path.exists() else {"status": "missing"}
+        cfg = rec.get("config", {})
+        sub, _, value = r.get("tag", "").partition("_")
+        out.append({**r, "sub": sub, "value": value, "status": rec.get("status"),
+                    "final": rec.get("final", {}), "summary": rec.get("method_summary", {}),
+                    "lr": cfg.get("lr"), "batch_size": cfg.get("batch_size"),
+                    "optimizer": cfg.get("optimizer"),
+                    "init": (cfg.get("model_args") or {}).get("init", "default")})
+    return out
+
+
+def _stat(values: list[float], bounds: tuple[float, float] | None = None) -> dict[str, float]:
+    m, sd, lo, hi = mean_ci(np.asarray(values, dtype=float), bounds=bounds)
+    return {"mean": m, "std": sd, "ci_low": lo, "ci_high": hi, "n": len(values)}
+
+
+def cell_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Final train loss (last epoch's mean mini-batch loss), validation / test loss and test
+    accuracy over the ok seeds of one cell."""
+    ok = [r for r in runs if r["status"] == "ok"]
+    out = {"seeds": [r["seed"] for r in ok], "n_diverged": sum(r["status"] == "diverged" for r in runs)}
+    for key in ("train_loss", "val_loss", "test_loss", "test_acc"):
+        bounds = (0.0, 1.0) if key.endswith("acc") else (0.0, float("inf"))
+        out[key] = _stat([r["final"][key] for r in ok], bounds) if ok else None
+    return out
+
+
+def _by(runs: list[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return groups
+
+
+def mean_trace(runs: list[dict[str, Any]], key: str) -> list[float]:
+    traces = [r["summary"].get(key) or [] for r in runs if r["status"] == "ok"]
+    n = min((len(t) for t in traces), default=0)
+    return np.mean([t[:n] for t in traces], axis=0).tolist() if n else []
+
+
+def select_lr(grid: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per optimizer (method): the grid lr with the lowest mean final VALIDATION loss over its ok
+    seeds (cells with a diverged seed are not eligible); test numbers are never looked at."""
+    out: dict[str, dict[str, Any]] = {}
+    for (method,), runs in _by(grid, "method").items():
+        cells = []
+        for (lr,), rs in _by(runs, "lr").items():
+            st = cell_stats(rs)
+            if st["val_loss"] is not None and st["n_diverged"] == 0 and np.isfinite(st["val_loss"]["mean"]):
+                cells.append((st["val_loss"]["mean"], lr, st, rs))
+        if cells:
+            _, lr, st, rs = min(cells, key=lambda c: c[0])
+            out[method] = {"lr": lr, "grid": sorted({r["lr"] for r in runs}), "stats": st, "runs": rs,
+                           "optimizer": rs[0]["optimizer"]}
+    return out
+
+
+def study_analysis(results_root: str | Path, s: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """convergence.json (claim B1 / sub-study g), robustness.json (B2-B6), tables.json (Tables
+    2-4, Fig. 7) and curves.json (Figs. 5, 6, 8) of the llbsgd study."""
+    runs = load_study_runs(results_root)
+    sub = {k: [r for r in runs if r["sub"] == k] for k in SUBSTUDIES}
+    chosen = select_lr(sub["grid"])
+    smooth_w = int(s["smooth_iterations"])
+    # (g) iterations to the target training loss, ratio to naive SGD paired by seed
+    conv: dict[str, Any] = {"target_loss": s["target_loss"], "smooth_iterations": smooth_w,
+                            "note": "LLb-SGD is a labelled reconstruction (equations lost)",
+                            "optimizers": {}}
+    iters: dict[str, dict[int, int | None]] = {}
+    budget = 0
+    for method, c in chosen.items():
+        per = {r["seed"]: iterations_to_target(r["summary"].get("loss_trace", []), s["target_loss"], smooth_w)
+               for r in c["runs"] if r["status"] == "ok"}
+        budget = max([budget] + [len(r["summary"].get("loss_trace", [])) for r in c["runs"]])
+        iters[method] = per
+        conv["optimizers"][method] = {"lr": c["lr"], "iterations": per}
+    ref = next((m for m in chosen if chosen[m]["optimizer"] == "sgd"), None)
+    for method in chosen:
+        if ref is None:
+            break
+        seeds = sorted(set(iters[ref]) & set(iters[method]))
+        conv["optimizers"][method]["speedup_vs_sgd"] = speedup([iters[ref][k] for k in seeds],
+                                                               [iters[method][k] for k in seeds], budget)
+    llb = next((m for m in chosen if chosen[m]["optimizer"] == "llbsgd"), None)
+    if llb is not None and ref is not None:
+        sp = conv["optimizers"][llb]["speedup_vs_sgd"]
+        conv.update(speedup_vs_sgd=sp["ratio"], speedup_ci_low=sp["ci_low"], speedup_ci_high=sp["ci_high"])
+    # (c) Fig. 7: LLb-SGD over initial lrs (grid cells of LLb-SGD + the extra lr cells)
+    lr_runs = sub["lr"] + [r for r in sub["grid"] if r["optimizer"] == "llbsgd"]
+    fig7 = []
+    for (lr,), rs in sorted(_by(lr_runs, "lr").items()):
+        it = [convergence_iteration(r["summary"].get("loss_trace", []), int(s["window"]),
+                                    float(s["min_decrease"]), smooth_w) for r in rs if r["status"] == "ok"]
+        fig7.append({"lr": lr, "iterations": it, "censored": sum(i is None for i in it),
+                     "iterations_mean": float(np.mean([budget if i is None else i for i in it])) if it else None,
+                     **cell_stats(rs)})
+    robust: dict[str, Any] = {"note": "LLb-SGD is a labelled reconstruction (equations lost)"}
+
+    def spread(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> float | None:
+        vals = [[r[k]["mean"] for r in rows if r.get(k)] for k in keys]
+        return max(rel_range(v) for v in vals) if all(len(v) >= 2 for v in vals) else None
+
+    if fig7:
+        robust["initial_lr"] = {"final_loss_rel_range": spread(fig7, ("train_loss", "test_loss")),
+                                "iterations_spearman": spearman([r["lr"] for r in fig7],
+                                                                [r["iterations_mean"] for r in fig7])
+                                if len(fig7) > 2 else None}
+    # (d) Table 3 and (e) Table 4 (the bs-64 / default cells are the grid's LLb-SGD cell at fixed_lr)
+    at_fixed = [r for r in sub["grid"] if r["optimizer"] == "llbsgd" and r["lr"] == s["fixed_lr"]]
+    t3 = [{"batch_size": bs, **cell_stats(rs)}
+          for (bs,), rs in sorted(_by(sub["bs"] + at_fixed, "batch_size").items())]
+    if t3:
+        robust["batch_size"] = {"final_train_loss_rel_range": spread(t3, ("train_loss",)),
+                                "test_loss_spearman": spearman([r["batch_size"] for r in t3],
+                                                               [r["test_loss"]["mean"] for r in t3])}
+    t4 = [{"init": v, **cell_stats(rs)} for (v,), rs in sorted(_by(sub["init"], "init").items())]
+    if t4:
+        robust["init"] = {"final_loss_rel_range": spread(t4, ("train_loss", "test_loss"))}
+    # (a) Table 2 and the curves
+    t2 = [{"method": m, "optimizer": c["optimizer"], "lr": c["lr"], "grid": c["grid"], **c["stats"]}
+          for m, c in chosen.items()]
+    steps = next((r["summary"].get("steps_per_epoch") for r in runs if r["summary"].get("steps_per_epoch")), 0)
+    curves: dict[str, Any] = {"fig5": {m: mean_trace(c["runs"], "loss_trace") for m, c in chosen.items()},
+                              "steps_per_epoch": steps, "trace_every": 1}
+    if llb is not None:
+        rate = mean_trace(chosen[llb]["runs"], "rate_trace")
+        a0 = chosen[llb]["lr"]
+        epochs_t = [i / max(steps, 1) for i in range(len(rate))]
+        curves["fig6"] = {"lr0": a0, "k": s["baseline_k"], "t_unit": "epochs (iterations / steps per epoch)",
+                          "llbsgd_mean_rate": rate,
+                          **decay_curves(a0, float(s["baseline_k"]), epochs_t)}
+    curves["fig8"] = {f"{r['value']}:{r['method']}": r["summary"].get("plane")
+                      for r in sub["saddle"] if r["status"] == "ok" and r["summary"].get("plane")}
+    tables = {"table2": t2, "fig7": fig7, "table3": t3, "table4": t4}
+    return {"convergence": conv, "robustness": robust, "tables": tables, "curves": curves}
+
+
+def decay_curves(a0: float, k: float, t: Sequence[float]) -> dict[str, list[float]]:
+    """The paper's Fig. 6 baselines: 1/t decay a0 / (1 + k t) and exponential a0 exp(-k t)."""
+    tt = np.asarray(t, dtype=np.float64)
+    return {"inverse_t": (a0 / (1 + k * tt)).tolist(), "exponential": (a0 * np.exp(-k * tt)).tolist()}

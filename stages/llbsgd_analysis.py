@@ -1,0 +1,38 @@
+"""Part of stage `train_llbsgd`: lr selection on validation, iterations to the target loss and
+the ratio to SGD (claim B1), robustness spreads (B2-B6), Tables 2-4 / Figs. 5-8 data, from the
+llbsgd study's run records -> results/llbsgd/{convergence,robustness,tables,curves}.json.
+LLb-SGD is a labelled reconstruction (its equations are lost)."""
+import argparse
+from pathlib import Path
+
+from trainrepro.cli import guarded
+from trainrepro.config import load_params
+from trainrepro.io import write_json
+from trainrepro.papers import load_all
+from trainrepro.papers.llbsgd.analysis import study_analysis
+from trainrepro.papers.llbsgd.params import settings
+
+load_all()  # every paper registers its methods, params sections and report writers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--results", default="results")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    out_dir = Path(args.results) / "llbsgd"
+    if not (out_dir / "index.json").exists():
+        print("llbsgd analysis: no llbsgd study at this profile")
+        return
+    out = study_analysis(args.results, settings(params.raw, params.scale))
+    for name, d in out.items():
+        d["profile"], d["scale"] = params.profile_name, params.scale
+        write_json(out_dir / f"{name}.json", d)
+    c = out["convergence"]
+    print(f"llbsgd analysis: speedup_vs_sgd = {c.get('speedup_vs_sgd')} "
+          f"[{c.get('speedup_ci_low')}, {c.get('speedup_ci_high')}] (reconstruction)")
+
+
+if __name__ == "__main__":
+    guarded(main)

@@ -1,0 +1,78 @@
+"""The LLb-SGD study (optimizer = labelled reconstruction): the opt_trace method's traces and
+Fig. 8 plane, lr selection on validation only, and the study analysis on synthetic records."""
+import json
+
+import pytest
+
+from trainrepro.data.loader import DeviceData
+from trainrepro.data.prepared import load_prepared
+from trainrepro.engine import Trainer
+from trainrepro.methods import METHODS
+from trainrepro.papers.llbsgd.analysis import select_lr, study_analysis
+from trainrepro.papers.llbsgd.params import settings
+
+from conftest import train_cfg
+
+
+@pytest.fixture(scope="module")
+def data(prepared_digits):
+    return DeviceData(load_prepared(prepared_digits, ("symmetric_incl", 0.0, 0)), "cpu")
+
+
+def test_opt_trace_records_per_iteration_loss_and_llbsgd_rate(data):
+    cfg = train_cfg(epochs=2, optimizer="llbsgd", optimizer_args={"xi": 5.0}, lr=0.1,
+                    model="small_cnn", model_args={"width": 4}, batch_size=128)
+    t = Trainer(cfg, data, METHODS["opt_trace"], {"trace_every": 2, "record_max_params": 0})
+    rec = t.fit()
+    s = rec["method_summary"]
+    steps = -(-len(data.train_idx) // 128)
+    assert s["steps_per_epoch"] == steps and len(s["loss_trace"]) == 2 * (steps // 2)
+    assert len(s["rate_trace"]) == len(s["loss_trace"])
+    assert s["rate_trace"][0] == pytest.approx(0.1, rel=1e-2) and s["rate_trace"][-1] < s["rate_trace"][0]
+    assert "plane" not in s  # the CNN has more than record_max_params parameters
+
+
+def test_opt_trace_projects_a_small_network_s_trajectory_on_its_loss_plane(data):
+    cfg = train_cfg(epochs=2, optimizer="sgd", optimizer_args={"momentum": 0.0}, lr=0.1,
+                    model="mlp", model_args={"hidden": [8], "init_scale": 0.1})
+    t = Trainer(cfg, data, METHODS["opt_trace"], {"plane_points": 5})
+    plane = t.fit()["method_summary"]["plane"]
+    assert len(plane["a"]) == 5 and len(plane["loss"]) == 5 and len(plane["loss"][0]) == 5
+    assert len(plane["path"]) == 2 * -(-len(data.train_idx) // 128) + 1
+    assert 0.0 < sum(plane["explained"]) <= 1.0 + 1e-9
+
+
+def fake_run(tmp, cell, seed, tag, lr, val, test, trace, optimizer="sgd", method="opt_sgd", bs=64, status="ok"):
+    run_dir = tmp / "llbsgd" / cell / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    final = {"train_loss": trace[-1], "val_loss": val, "test_loss": test, "test_acc": 1 - test}
+    (run_dir / "metrics.json").write_text(json.dumps({
+        "status": status, "final": final, "config": {"lr": lr, "batch_size": bs, "optimizer": optimizer},
+        "method_summary": {"loss_trace": trace, "rate_trace": [lr] * len(trace), "steps_per_epoch": 10}}))
+    return {"cell": cell, "seed": seed, "tag": tag, "method": method, "run_dir": str(run_dir)}
+
+
+def test_lr_is_selected_on_validation_never_on_test_and_speedup_is_paired(tmp_path):
+    runs = []
+    for seed in (0, 1, 2):
+        # lr 0.1: better validation, worse test; lr 0.01: the reverse -> 0.1 must be chosen
+        runs.append(fake_run(tmp_path, "c-sgd-0.1", seed, "grid_0.1", 0.1, 0.2, 0.9, [2.0] * 40 + [0.5] * 60))
+        runs.append(fake_run(tmp_path, "c-sgd-0.01", seed, "grid_0.01", 0.01, 0.5, 0.1, [2.0] * 100))
+        runs.append(fake_run(tmp_path, "c-llb-0.1", seed, "grid_0.1", 0.1, 0.3, 0.3, [2.0] * 10 + [0.5] * 90,
+                             optimizer="llbsgd", method="opt_llbsgd"))
+    (tmp_path / "llbsgd" / "index.json").write_text(json.dumps({"runs": runs}))
+    out = study_analysis(tmp_path, settings({"llbsgd": {"smooth_iterations": 1, "target_loss": 1.0}}))
+    t2 = {r["method"]: r for r in out["tables"]["table2"]}
+    assert t2["opt_sgd"]["lr"] == 0.1
+    conv = out["convergence"]
+    assert conv["optimizers"]["opt_sgd"]["iterations"] == {0: 41, 1: 41, 2: 41}
+    assert conv["speedup_vs_sgd"] == pytest.approx(41 / 11)
+    assert [r["batch_size"] for r in out["tables"]["table3"]] == [64]  # the grid cell at fixed_lr
+
+
+def test_a_cell_with_a_diverged_seed_is_not_eligible():
+    ok = {"status": "ok", "final": {"train_loss": 1, "val_loss": 0.1, "test_loss": 1, "test_acc": 0},
+          "lr": 0.1, "method": "m", "optimizer": "sgd", "seed": 0}
+    bad = {**ok, "status": "diverged", "seed": 1}
+    other = {**ok, "lr": 0.01, "final": {**ok["final"], "val_loss": 0.5}}
+    assert select_lr([ok, bad, other])["m"]["lr"] == 0.01
