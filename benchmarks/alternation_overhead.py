@@ -20,7 +20,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import trainrepro.papers.alternation  # noqa: F401  (registers ht_relu and the methods)
