@@ -77,3 +77,8 @@ def run_notebook(template: Path, executed: Path, html: Path, parameters: dict[st
             tmp.unlink()
     atomic_write_text(executed, nbformat.writes(nb) + "\n")
     atomic_write_text(html, offline_html(nb))
+
+
+def run_notebook_job(job: tuple[Path, Path, Path, dict[str, Any]]) -> None:
+    """`run_notebook` on one (template, executed, html, parameters) tuple (a pool job)."""
+    run_notebook(*job)
