@@ -20,4 +20,6 @@ from . import alternation, masks, units  # noqa: F401  (register the activation 
 PAPER = register_paper(Paper(
     name="alternation", title="Alternation (Huang, Kong, Lucey)",
     package=Path(__file__).resolve().parent,
+    headline_cells={"sgd": {"method": "sgd"}, "i_alt": {"method": "i_alt"},
+                    "b_alt_gate": {"method": "b_alt_gate"}},
     write_tables=deferred(f"{__name__}.report", "write_tables")))  # Tables 2, 7, 8 in its layout
