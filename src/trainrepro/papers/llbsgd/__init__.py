@@ -22,4 +22,6 @@ PAPER = register_paper(Paper(
     title="LLb-SGD (Zheng et al., 2019) — *reconstruction*: the paper's equations are lost",
     package=Path(__file__).resolve().parent,
     sections={"llbsgd": validate},
+    headline_cells={"sgd": {"method": "opt_sgd"}, "llbsgd_reconstruction": {"method": "opt_llbsgd"},
+                    "adam": {"method": "opt_adam"}},
     write_tables=deferred(f"{__name__}.report", "write_tables")))
