@@ -3,6 +3,7 @@ and the paper-matrix counts (speed itself is measured in benchmarks/RESULTS.md, 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_throughput as gt  # noqa: E402
+
+from trainrepro.config import expand_study, load_params  # noqa: E402
 
 
 def test_flops_per_image_counts_forward_and_the_backward_that_runs():
@@ -38,5 +41,10 @@ def test_engine_and_plain_paths_train_on_cpu():
 def test_paper_matrix_counts_every_run_of_the_paper_profile():
     counts = gt.matrix(str(REPO / "params.yaml"))
     assert set(counts) >= {"resnet18", "vgg16", "cifarnet", "wide_resnet_mentornet"}
-    assert counts["resnet18"] == {"runs": 24, "epochs": 2400}  # 2 datasets x 4 noise x 3 seeds, 100 epochs
+    params = load_params(REPO / "params.yaml")
+    params.raw["profile"] = "paper"
+    per_study = {s: Counter(r.model for r in expand_study(params, s)) for s in params.studies()}
+    assert per_study["foundation"]["resnet18"] == 24  # 2 datasets x 4 noise x 3 seeds
+    for model, c in counts.items():                   # every study's runs, none twice
+        assert c["runs"] == sum(p[model] for p in per_study.values()), model
     assert counts["cifarnet"]["runs"] == counts["wide_resnet_mentornet"]["runs"] == 162  # 2 x 3 x 9 x 3
