@@ -15,9 +15,17 @@ import yaml
 from trainrepro.config import Params, validate
 from trainrepro.io import read_json, write_json
 from trainrepro.registry import ConfigError, DataIntegrityError
+from trainrepro.report import reference
 from trainrepro.report.aggregate import aggregate
-from trainrepro.report.reference import (PROVENANCE, export, load_reference, load_references,
-                                         rebase_scalar_files, verdicts_by_scale)
+from trainrepro.report.dashboard import dashboard_html
+from trainrepro.report.reference import (
+    PROVENANCE,
+    export,
+    load_reference,
+    load_references,
+    rebase_scalar_files,
+    verdicts_by_scale,
+)
 from trainrepro.runner import run_study
 
 REPO = Path(__file__).resolve().parent.parent
@@ -161,6 +169,31 @@ def test_aggregate_shows_one_verdict_column_per_scale(gpu_results, tmp_path, mon
     assert {quick_col, ref_col, f"ours, {REF}: {LABEL}"} <= set(t1.columns)
     assert Path("reports/tables/reference/gpu_sim/lgl_table1_layout.md").exists()
     assert list(verdicts_by_scale("reports/tables")) == [quick.profile["label"], f"{REF}: {LABEL}"]
+    shown = notebook_scale_cells("reports/tables", quick)
+    assert ref_col in shown["lgl"] and f"Reference runs: {REF}: {LABEL}" in shown["lgl"]
+    assert "LGL Table 1 (paper layout)" in shown["lgl"] and "No mentornet runs among" in shown["mentornet"]
+    assert f"<th>{REF}: {LABEL}</th>" in shown["overview"]          # the dashboard's second column
+    assert read_json(f"reference_runs/{REF}/{PROVENANCE}")["profile_hash"] in shown["overview"]
+
+
+def notebook_scale_cells(tables_root: str, params: Params) -> dict[str, str]:
+    """Run each report notebook's per-scale cells (the dashboard's, the reference sections) on
+    the aggregate's tables; what they display, as text, per notebook."""
+    out = {}
+    for nb in sorted((REPO / "reports").glob("*.ipynb")):
+        shown: list[str] = []
+        ns = {"tables_root": tables_root, "params": params, "Markdown": lambda t: t,
+              "HTML": lambda t: t, "display": lambda x, shown=shown: shown.append(str(x)),
+              "show": lambda df, shown=shown: shown.append(df.to_string()), **vars(reference)}
+        ns["dashboard_html"] = dashboard_html
+        for c in json.loads(nb.read_text())["cells"]:
+            text = "".join(c["source"])
+            if c["cell_type"] == "code" and ("_reference" in text or "provenance_table" in text
+                                             or "reference_tables_markdown" in text
+                                             or "verdicts_by_scale" in text) and "import" not in text:
+                exec(text, ns)  # noqa: S102 - the notebook's own cell, as papermill would run it
+        out[nb.stem] = "\n".join(shown)
+    return out
 
 
 def test_with_an_empty_reference_folder_only_the_own_column_is_shown(gpu_results, tmp_path, monkeypatch):
@@ -177,11 +210,14 @@ def test_with_an_empty_reference_folder_only_the_own_column_is_shown(gpu_results
     assert json.loads(Path("reports/tables/scales.json").read_text())[0]["kind"] == "pipeline"
     assert len(read_json("reports/tables/scales.json")) == 1
     assert not Path("reports/tables/reference").exists()
+    shown = notebook_scale_cells("reports/tables", quick)
+    assert all("No reference runs" in shown[nb] for nb in ("overview", "lgl", "mentornet", "llbsgd"))
+    assert "verdict, gpu_sim" not in shown["lgl"] and f"verdict, {quick.profile['label']}" in shown["lgl"]
 
 
 def test_gitignore_keeps_reference_records_and_hides_checkpoints():
     def ignored(path: str) -> bool:
-        return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO, check=False).returncode == 0
 
     run = "reference_runs/cifar10_jpeg/lgl/cifar10_jpeg-vgg16-n0-baseline/seed0"
     for kept in (f"{run}/metrics.json", f"{run}/history.csv", "reference_runs/cifar10_jpeg/provenance.json",

@@ -18,8 +18,16 @@ from ..io import atomic_write_text, write_json
 from ..registry import PAPERS
 from ..results import load_histories, load_runs, summarise
 from .claims import evaluate_claims, scalar_value
-from .reference import (DEFAULT_ROOT, Scale, column, merge_paper_comparisons, merge_verdicts,
-                        rebase_scalar_files, scales_for, scales_record)
+from .reference import (
+    DEFAULT_ROOT,
+    Scale,
+    column,
+    merge_paper_comparisons,
+    merge_verdicts,
+    rebase_scalar_files,
+    scales_for,
+    scales_record,
+)
 from .tables import cells_table, paper_comparison, write_table
 
 
@@ -40,13 +48,13 @@ def claims_markdown(by_scale: list[tuple[Scale, pd.DataFrame]], params: Params) 
     scales = [s for s, _ in by_scale]
     refs = "".join(f", reference scale `{s.scale}`" for s in scales[1:])
     lines = [f"# Claims of the four papers: verdicts at scale `{params.scale}`{refs}", "",
-             f"Profile `{params.profile_name}`: {params.profile.get('label', '')}. Verdicts come from "
-             "the rules in each paper's claims.yaml (src/trainrepro/papers/<paper>/) applied to our per-seed results "
-             "(Welch 95% interval of each difference): *holds* / *does not hold* / *inconclusive* "
-             "(the interval straddles the threshold) / *not comparable* (the claim is about a dataset "
-             "this scale does not run) / *not run* (the study or cell is not part of this profile). A verdict at quick scale is about our small-scale analogue, not about "
-             "the paper's numbers. A reference scale's verdicts apply the same rules to the committed "
-             "records of runs made at that scale (reference_runs/<profile>/, README there).", "",
+             (f"Profile `{params.profile_name}`: {params.profile.get('label', '')}. Verdicts come from "
+              "the rules in each paper's claims.yaml (src/trainrepro/papers/<paper>/) applied to our per-seed results "
+              "(Welch 95% interval of each difference): *holds* / *does not hold* / *inconclusive* "
+              "(the interval straddles the threshold) / *not comparable* (the claim is about a dataset "
+              "this scale does not run) / *not run* (the study or cell is not part of this profile). A verdict at quick scale is about our small-scale analogue, not about "
+              "the paper's numbers. A reference scale's verdicts apply the same rules to the committed "
+              "records of runs made at that scale (reference_runs/<profile>/, README there)."), "",
              "Scales:"]
     for s, v in by_scale:
         counts = v["verdict"].value_counts().to_dict()

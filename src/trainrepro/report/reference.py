@@ -81,7 +81,8 @@ def git_state(cwd: str | Path = ".") -> dict[str, Any]:
     """The checkout's commit and whether it has uncommitted changes ('unknown' outside git)."""
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30,
+                                 check=False)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -313,12 +314,13 @@ ENTRY_KEYS = ["paper dataset", "paper model", "noise", "method", "reference", "s
 
 
 def merge_paper_comparisons(by_scale: list[tuple[Scale, pd.DataFrame]]) -> pd.DataFrame:
-    """Paper-vs-ours tables of every scale side by side: the first scale's rows with its `ours`,
-    `n` and `verdict` named by the scale, then per further scale one `ours` and one `verdict`
-    column (several of its cells matching one paper entry are joined with `; `)."""
+    """Paper-vs-ours tables of every scale side by side: the first scale's rows with its columns
+    named by the scale, then per further scale one `ours` and one `verdict` column (several of
+    its cells matching one paper entry are joined with `; `)."""
     (first, base), rest = by_scale[0], by_scale[1:]
-    out = base.rename(columns={"ours (mean ± std)": column("ours", first), "n": column("n", first),
-                               "verdict": column("verdict", first)})
+    out = base.rename(columns={"ours (mean ± std)": column("ours", first), "verdict": column("verdict", first),
+                               **{c: f"{c}, {first.scale}" for c in ("our dataset", "our model", "95% CI", "n",
+                                                                    "diff")}})
     for scale, t in rest:
         if t.empty:
             extra = pd.DataFrame(columns=ENTRY_KEYS + [column("ours", scale), column("verdict", scale)])
@@ -337,8 +339,7 @@ def merge_paper_comparisons(by_scale: list[tuple[Scale, pd.DataFrame]]) -> pd.Da
 
 def merge_verdicts(by_scale: list[tuple[Scale, pd.DataFrame]]) -> pd.DataFrame:
     """Claims with one verdict and one evidence column per scale (rows: the first scale's)."""
-    (first, base), rest = by_scale[0], by_scale[1:]
-    out = base[["id", "paper", "statement", "source"]].copy()
+    out = by_scale[0][1][["id", "paper", "statement", "source"]].copy()
     for scale, v in by_scale:
         hit = v.set_index("id")
         out[column("verdict", scale)] = [hit["verdict"].get(i, "not run") for i in out["id"]]
