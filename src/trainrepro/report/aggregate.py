@@ -50,9 +50,10 @@ def claims_markdown(by_scale: list[tuple[Scale, pd.DataFrame]], params: Params) 
     lines = [f"# Claims of the four papers: verdicts at scale `{params.scale}`{refs}", "",
              (f"Profile `{params.profile_name}`: {params.profile.get('label', '')}. Verdicts come from "
               "the rules in each paper's claims.yaml (src/trainrepro/papers/<paper>/) applied to our per-seed results "
-              "(Welch 95% interval of each difference): *holds* / *does not hold* / *inconclusive* "
-              "(the interval straddles the threshold) / *not comparable* (the claim is about a dataset "
-              "this scale does not run) / *not run* (the study or cell is not part of this profile). A verdict at quick scale is about our small-scale analogue, not about "
+              "(Welch 95% t-interval of each difference; trainrepro.stats decides every verdict): *holds* / "
+              "*does not hold* / *inconclusive* (the interval straddles the threshold) / *not comparable* "
+              "(the claim is about a dataset this scale does not run) / *not testable at this scale* (the "
+              "claim's tolerance or mechanism needs a larger scale) / *not run* (the study or cell is not part of this profile). A verdict at quick scale is about our small-scale analogue, not about "
               "the paper's numbers. A reference scale's verdicts apply the same rules to the committed "
               "records of runs made at that scale (reference_runs/<profile>/, README there)."), "",
              "Scales:"]
@@ -132,7 +133,7 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
                 paper.write_tables(str(s.results_root), tables / "reference" / s.profile)
     claims = load_claims()
     by_scale = [(s, evaluate_claims(rebase_scalar_files(claims, s.results_root),
-                                    {p: r[p] for p in PAPERS}, "."))
+                                    {p: r[p] for p in PAPERS}, ".", scale=s.scale))
                 for s, r in zip(scales, runs_by_scale)]
     verdicts = by_scale[0][1]
     write_table(verdicts, tables / "claims", "Claims and verdicts")
@@ -161,7 +162,7 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
 
 
 VERDICT_CODES = {"holds": "H", "does not hold": "F", "inconclusive": "I", "not comparable": "NC",
-                 "not run": "NR"}
+                 "not testable at this scale": "NT", "not run": "NR"}
 
 
 def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
@@ -173,7 +174,7 @@ def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
 def paper_headline(paper: Any, verdicts: pd.DataFrame, cells: pd.DataFrame) -> dict[str, Any]:
     """What `dvc exp show` shows of one paper: its verdict counts, every claim's verdict in one
     string (`M1:H M2:F ...`; H holds, F does not hold, I inconclusive, NC not comparable, NR not
-    run) so that `dvc metrics diff` names the claims whose verdict changed, and the mean test
+    run, NT not testable at this scale) so that `dvc metrics diff` names the claims whose verdict changed, and the mean test
     accuracy of its headline cells (the paper registers which)."""
     out: dict[str, Any] = dict(verdict_counts(verdicts))
     out["verdicts"] = " ".join(f"{r['id']}:{VERDICT_CODES[r['verdict']]}" for _, r in verdicts.iterrows())
