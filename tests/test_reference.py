@@ -57,10 +57,13 @@ def gpu_results(tmp_path_factory, prepared_digits) -> tuple[Params, Path]:
     params = sim_params()
     results = tmp / "results"
     run_study(params, "lgl", prepared_root=str(prepared_digits.parent), results_root=str(results))
-    write_json(results / "lgl" / "compute.json", {"time_ratio_vs_formula_error": 0.1})
+    write_json(results / "lgl" / "compute.json", {"profile": REF, "time_ratio_vs_formula_error": 0.1})
+    write_json(results / "lgl_toy" / "toy.json", {"spl_inv_faster_than_spl": 0.9})     # no profile key
+    write_json(results / "llbsgd" / "index.json", {"study": "llbsgd", "profile": "quick", "runs": []})
+    write_json(results / "llbsgd" / "convergence.json", {"profile": "quick", "speedup_vs_sgd": 4.0})
     run = next((results / "lgl").glob("*/seed0"))
     (run / "checkpoint.pt").write_bytes(b"a checkpoint")
-    (results / "mentors").mkdir()
+    write_json(results / "mentors" / "summary.json", {"profile": REF, "mentors": {}})
     (results / "mentors" / "pd.pt").write_bytes(b"a mentor")
     (results / "mentors" / "features.npz").write_bytes(b"features")
     return params, results
@@ -79,14 +82,15 @@ def test_export_copies_only_small_records_with_provenance(gpu_results, tmp_path)
     for r in runs:
         assert f"lgl/{r['cell']}/seed{r['seed']}/metrics.json" in files
         assert f"lgl/{r['cell']}/seed{r['seed']}/history.csv" in files
-    assert {"lgl/index.json", "lgl/compute.json", PROVENANCE} <= files
+    assert {"lgl/index.json", "lgl/compute.json", "lgl_toy/toy.json", "mentors/summary.json", PROVENANCE} <= files
+    assert not [f for f in files if f.startswith("llbsgd/")]    # another profile's leftovers stay out
     assert not [f for f in files if f.endswith((".pt", ".npz"))], files
     prov = read_json(target / PROVENANCE)
     assert prov["profile"] == REF and prov["scale"] == REF and prov["label"] == LABEL
     assert prov["devices"] == ["cpu"] and prov["studies"]["lgl"]["runs"] == 6
     assert len(prov["git"]["commit"]) == 40 and prov["exported_at"].endswith("+00:00")
     assert prov["params_hash"] and prov["profile_hash"] and prov["code_hashes"]
-    assert set(prov["files"]) == files - {PROVENANCE}
+    assert set(prov["files"]) == files - {PROVENANCE} and prov["left_out"] == ["llbsgd/convergence.json"]
     index = read_json(target / "lgl" / "index.json")
     assert all(r["run_dir"].startswith(f"{REF}/lgl/") for r in index["runs"])
     scale = load_reference(target)
@@ -123,6 +127,10 @@ def test_export_refuses_an_incomplete_or_stale_study(gpu_results, tmp_path):
         export(params, REF, bad, tmp_path / "out")
     (run / "metrics.json").unlink()
     with pytest.raises(DataIntegrityError, match="incomplete"):
+        export(params, REF, bad, tmp_path / "out")
+    shutil.copytree(results / "lgl", bad / "lgl", dirs_exist_ok=True)
+    write_json(bad / "lgl" / "entropy.json", {"profile": "quick", "similar_classes_ranked_low": 0.7})
+    with pytest.raises(DataIntegrityError, match="entropy.json: written by profile 'quick'"):
         export(params, REF, bad, tmp_path / "out")
     assert not (tmp_path / "out" / REF).exists()
 
@@ -164,6 +172,7 @@ def test_aggregate_shows_one_verdict_column_per_scale(gpu_results, tmp_path, mon
     # L7 reads its scalar from each scale's own compute.json: 0.9 here, 0.1 in the reference
     assert wide.loc["L7", quick_col] == "does not hold" and wide.loc["L7", ref_col] == "holds"
     assert wide.loc["M1", ref_col] == "not run"        # no mentornet study among the reference runs
+    assert wide.loc["L5", ref_col] == "holds"          # lgl_toy/toy.json of the reference tree
     assert m["reference"][REF]["claims"]["holds"] >= 1 and "L7:H" in m["reference"][REF]["lgl"]
     t1 = pd.read_csv("reports/tables/lgl_table1.csv")
     assert {quick_col, ref_col, f"ours, {REF}: {LABEL}"} <= set(t1.columns)

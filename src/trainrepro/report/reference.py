@@ -77,8 +77,9 @@ def pipeline_scale(params: Params, results_root: str | Path) -> Scale:
 
 
 # ----------------------------------------------------------------------------- export
-def git_state(cwd: str | Path = ".") -> dict[str, Any]:
-    """The checkout's commit and whether it has uncommitted changes ('unknown' outside git)."""
+def git_state(cwd: str | Path = Path(__file__).resolve().parent) -> dict[str, Any]:
+    """The commit of the checkout this code runs from and whether it has uncommitted changes
+    ('unknown' outside git)."""
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30,
@@ -168,16 +169,33 @@ def collect_study(results: Path, study: str, profile: str) -> tuple[dict[str, by
     return files, {"runs": len(runs), "status": statuses, "devices": sorted(devices)}
 
 
-def collect_analysis(results: Path, dirs: dict[str, set[str] | None]) -> dict[str, bytes]:
-    """Small analysis JSONs: dir -> named files (None: every top-level *.json but index.json)."""
+def collect_analysis(results: Path, dirs: dict[str, set[str] | None], profile: str,
+                     studies: list[str]) -> tuple[dict[str, bytes], list[str]]:
+    """Small analysis JSONs (dir -> named files; None: every top-level *.json but index.json)
+    and the files left out. A file that records another `profile` is a leftover of another
+    run: refused in an exported study's folder, left out elsewhere. A file that records no
+    profile is taken from an exported study's folder or a stage folder without a run index
+    (mentors/, lgl_toy/), never from the folder of a study not exported."""
     files: dict[str, bytes] = {}
+    skipped: list[str] = []
     for d, names in sorted(dirs.items()):
+        own = d in studies
         paths = (sorted((results / d).glob("*.json")) if names is None
                  else [results / d / n for n in sorted(names)])
         for p in paths:
-            if p.name != "index.json" and p.is_file():
-                files[f"{d}/{p.name}"] = _checked_json(p, "an analysis JSON")[0]
-    return files
+            if p.name == "index.json" or not p.is_file():
+                continue
+            data, obj = _checked_json(p, "an analysis JSON")
+            recorded = obj.get("profile") if isinstance(obj, dict) else None
+            if recorded is not None and recorded != profile and own:
+                raise DataIntegrityError(f"{p}: written by profile {recorded!r}, not {profile!r} (a stale "
+                                         f"analysis; re-run the {d} study's stages with profile {profile!r})")
+            if (recorded is not None and recorded != profile) or (
+                    recorded is None and not own and (results / d / "index.json").exists()):
+                skipped.append(f"{d}/{p.name}")
+                continue
+            files[f"{d}/{p.name}"] = data
+    return files, skipped
 
 
 def export(params: Params, profile: str, results: str | Path = "results",
@@ -213,7 +231,8 @@ def export(params: Params, profile: str, results: str | Path = "results",
     for d, names in claim_files().items():
         if d not in dirs:
             dirs[d] = names
-    files.update({k: v for k, v in collect_analysis(results, dirs).items() if k not in files})
+    analysis, skipped = collect_analysis(results, dirs, profile, present)
+    files.update({k: v for k, v in analysis.items() if k not in files})
     mtimes = [(results / k).stat().st_mtime for k in files if k.endswith("metrics.json")]
     prov = {
         "format": FORMAT, "profile": profile, "scale": prof_params.scale,
@@ -225,7 +244,7 @@ def export(params: Params, profile: str, results: str | Path = "results",
         "devices": sorted({d for s in summary.values() for d in s["devices"]}),
         "code_hashes": sorted({json.loads(v)["config"].get("code_hash", "")
                                for k, v in files.items() if k.endswith("metrics.json")}),
-        "studies": summary, "source": str(results),
+        "studies": summary, "source": str(results), "left_out": skipped,
         "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
     }
     out.mkdir(parents=True, exist_ok=True)
