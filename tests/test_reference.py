@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from trainrepro.cli import guarded
 from trainrepro.config import Params, validate
 from trainrepro.io import read_json, write_json
 from trainrepro.registry import ConfigError, DataIntegrityError
@@ -244,3 +245,17 @@ def test_the_committed_reference_folder_is_valid_and_documented():
     load_references(REPO / "reference_runs")      # every committed folder passes its checks
     deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["aggregate"]["deps"]
     assert "reference_runs" in deps
+
+
+def test_the_command_exports_checks_and_refuses_with_one_line(gpu_results, tmp_path, capsys):
+    params, results = gpu_results
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.raw))
+    args = ["export", "--profile", REF, "--params", str(tmp_path / "params.yaml"), "--results", str(results),
+            "--out", str(tmp_path / "refs")]
+    reference.main(args)
+    assert f"wrote {tmp_path / 'refs' / REF}" in capsys.readouterr().out
+    reference.main(["check", "--root", str(tmp_path / "refs")])
+    assert "1 reference scale(s) valid" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        guarded(lambda: reference.main(args))
+    assert e.value.code == 2 and "already exists; pass --replace" in capsys.readouterr().err

@@ -77,7 +77,10 @@ def pipeline_scale(params: Params, results_root: str | Path) -> Scale:
 
 
 # ----------------------------------------------------------------------------- export
-def git_state(cwd: str | Path = Path(__file__).resolve().parent) -> dict[str, Any]:
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def git_state(cwd: str | Path = PACKAGE_DIR) -> dict[str, Any]:
     """The commit of the checkout this code runs from and whether it has uncommitted changes
     ('unknown' outside git)."""
     def git(*args: str) -> str | None:
