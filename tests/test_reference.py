@@ -111,6 +111,8 @@ def test_export_refuses_to_overwrite_unless_replace_and_refuses_other_profiles(g
     assert sorted(p.name for p in out.iterdir()) == [REF]     # no staging or old folder left
     with pytest.raises(ConfigError, match="written by profile 'gpu_sim', not 'cifar10_jpeg'"):
         export(params, "cifar10_jpeg", results, out, studies=["lgl"])
+    with pytest.raises(ConfigError, match="alternation has no index.json"):
+        export(params, "cifar10_jpeg", results, out, studies=["lgl", "alternation"])
     with pytest.raises(ConfigError, match="unknown profile 'nope'"):
         export(params, "nope", results, out)
     assert not (out / "cifar10_jpeg").exists()

@@ -222,6 +222,10 @@ def export(params: Params, profile: str, results: str | Path = "results",
         raise ConfigError(f"--studies: {', '.join(unknown)} not in profile {profile!r}; it has: "
                           f"{', '.join(prof_params.studies())}")
     present = [s for s in wanted if (results / s / "index.json").exists()]
+    absent = [s for s in wanted if s not in present]
+    if studies is not None and absent:
+        raise ConfigError(f"--studies: {', '.join(absent)} has no index.json under {results} "
+                          f"(not run with profile {profile!r})")
     if not present:
         raise ConfigError(f"{results}: no study of profile {profile!r} has an index.json "
                           f"(looked for {', '.join(wanted)}); run the profile first")
@@ -258,10 +262,15 @@ def export(params: Params, profile: str, results: str | Path = "results",
         write_json(staging / PROVENANCE, prov)
         load_reference(staging, expect_profile=profile)     # what was written reads back
         old = out / f".{profile}.old.tmp"
+        shutil.rmtree(old, ignore_errors=True)
         if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
             target.rename(old)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            if old.exists():     # the previous reference stays in place
+                old.rename(target)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
