@@ -62,6 +62,7 @@ def gpu_results(tmp_path_factory, prepared_digits) -> tuple[Params, Path]:
     write_json(results / "lgl_toy" / "toy.json", {"spl_inv_faster_than_spl": 0.9})     # no profile key
     write_json(results / "llbsgd" / "index.json", {"study": "llbsgd", "profile": "quick", "runs": []})
     write_json(results / "llbsgd" / "convergence.json", {"profile": "quick", "speedup_vs_sgd": 4.0})
+    write_json(results / "llbsgd" / "robustness.json", {"profile": REF, "init": {}})   # study not exported
     run = next((results / "lgl").glob("*/seed0"))
     (run / "checkpoint.pt").write_bytes(b"a checkpoint")
     write_json(results / "mentors" / "summary.json", {"profile": REF, "mentors": {}})
@@ -91,7 +92,8 @@ def test_export_copies_only_small_records_with_provenance(gpu_results, tmp_path)
     assert prov["devices"] == ["cpu"] and prov["studies"]["lgl"]["runs"] == 6
     assert len(prov["git"]["commit"]) == 40 and prov["exported_at"].endswith("+00:00")
     assert prov["params_hash"] and prov["profile_hash"] and prov["code_hashes"]
-    assert set(prov["files"]) == files - {PROVENANCE} and prov["left_out"] == ["llbsgd/convergence.json"]
+    assert set(prov["files"]) == files - {PROVENANCE} and prov["left_out"] == ["llbsgd/convergence.json",
+                                                                         "llbsgd/robustness.json"]
     index = read_json(target / "lgl" / "index.json")
     assert all(r["run_dir"].startswith(f"{REF}/lgl/") for r in index["runs"])
     scale = load_reference(target)

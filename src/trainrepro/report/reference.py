@@ -175,10 +175,10 @@ def collect_study(results: Path, study: str, profile: str) -> tuple[dict[str, by
 def collect_analysis(results: Path, dirs: dict[str, set[str] | None], profile: str,
                      studies: list[str]) -> tuple[dict[str, bytes], list[str]]:
     """Small analysis JSONs (dir -> named files; None: every top-level *.json but index.json)
-    and the files left out. A file that records another `profile` is a leftover of another
-    run: refused in an exported study's folder, left out elsewhere. A file that records no
-    profile is taken from an exported study's folder or a stage folder without a run index
-    (mentors/, lgl_toy/), never from the folder of a study not exported."""
+    and the files left out. Taken from an exported study's folder (a file there that records
+    another `profile` is a stale analysis: refused) and from a stage folder without a run index
+    (mentors/, lgl_toy/: left out when it records another profile); never from the folder of a
+    study that is not exported."""
     files: dict[str, bytes] = {}
     skipped: list[str] = []
     for d, names in sorted(dirs.items()):
@@ -194,7 +194,7 @@ def collect_analysis(results: Path, dirs: dict[str, set[str] | None], profile: s
                 raise DataIntegrityError(f"{p}: written by profile {recorded!r}, not {profile!r} (a stale "
                                          f"analysis; re-run the {d} study's stages with profile {profile!r})")
             if (recorded is not None and recorded != profile) or (
-                    recorded is None and not own and (results / d / "index.json").exists()):
+                    not own and (results / d / "index.json").exists()):
                 skipped.append(f"{d}/{p.name}")
                 continue
             files[f"{d}/{p.name}"] = data
