@@ -44,7 +44,6 @@ from ..registry import PAPERS, ConfigError, DataIntegrityError
 
 PROVENANCE = "provenance.json"
 FORMAT = 1
-RUN_FILES = ("metrics.json", "history.csv")
 MAX_FILE_BYTES = 4 << 20     # a run record or an analysis JSON above this is not a "small record"
 RUN_STATUSES = ("ok", "diverged", "failed")
 DEFAULT_ROOT = "reference_runs"
@@ -321,7 +320,14 @@ def scales_for(params: Params, results_root: str | Path, reference_root: str | P
     """The pipeline's own scale first, then each reference scale (one of the pipeline's own scale
     is left out: this checkout's results take precedence)."""
     own = pipeline_scale(params, results_root)
-    return [own] + [s for s in load_references(reference_root) if s.scale != own.scale]
+    scales = [own] + [s for s in load_references(reference_root) if s.scale != own.scale]
+    titles = [s.title for s in scales]
+    twice = sorted({t for t in titles if titles.count(t) > 1})
+    if twice:
+        raise ConfigError(f"{reference_root}: two scales are both named {twice[0]!r} (profiles "
+                          f"{', '.join(s.profile for s in scales if s.title == twice[0])}); "
+                          "give their profiles distinct labels")
+    return scales
 
 
 def rebase_scalar_files(claims: list[dict[str, Any]], results_root: str | Path) -> list[dict[str, Any]]:
