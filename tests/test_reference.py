@@ -25,6 +25,7 @@ from trainrepro.report.reference import (
     load_reference,
     load_references,
     rebase_scalar_files,
+    scales_for,
     verdicts_by_scale,
 )
 from trainrepro.runner import run_study
@@ -263,3 +264,15 @@ def test_the_command_exports_checks_and_refuses_with_one_line(gpu_results, tmp_p
     with pytest.raises(SystemExit) as e:
         guarded(lambda: reference.main(args))
     assert e.value.code == 2 and "already exists; pass --replace" in capsys.readouterr().err
+
+
+def test_two_reference_scales_of_one_name_are_refused(gpu_results, tmp_path):
+    params, results = gpu_results
+    target = export(params, REF, results, tmp_path / "refs")
+    twin = tmp_path / "refs" / "gpu_sim_copy"
+    shutil.copytree(target, twin)
+    prov = read_json(twin / PROVENANCE)
+    write_json(twin / PROVENANCE, {**prov, "profile": "gpu_sim_copy"})
+    assert [s.profile for s in load_references(tmp_path / "refs")] == [REF, "gpu_sim_copy"]
+    with pytest.raises(ConfigError, match="two scales are both named"):
+        scales_for(sim_params("quick"), tmp_path / "results", tmp_path / "refs")
