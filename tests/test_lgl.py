@@ -237,8 +237,47 @@ def test_spl_pace_grows_to_the_whole_training_set():
 
 # --- compute-matched baseline, validation, resume -----------------------------------------------
 def test_compute_matched_baseline_epochs():
-    assert trainer("baseline_matched", {"steps": 4}, epochs=12).epochs == 48
-    assert trainer("baseline_matched", {"steps": 4, "match": "sample_epochs"}, epochs=12).epochs == 30
+    assert trainer("baseline_matched", {"steps": 4, "match": "epochs"}, epochs=12).epochs == 48
+    assert trainer("baseline_matched", {"steps": 4, "match": "formula"}, epochs=12).epochs == 30
+
+
+@pytest.mark.parametrize("steps", [3, 4])
+def test_compute_matched_baseline_visits_as_many_samples_as_its_lgl_run(steps):
+    """Old behaviour caught: the default matched m x train.epochs epochs, i.e. about 2m/(m + 1)
+    times the sample visits of LGL(r, m); now the baseline's total n_active equals the LGL run's
+    exactly (the same seed, hence the same class order)."""
+    lgl = trainer("lgl", {"strategy": "r", "steps": steps}, epochs=3, seed=5)
+    lgl.fit()
+    base = trainer("baseline_matched", {"steps": steps}, epochs=3, seed=5)
+    base.fit()
+    visits = sum(r["n_active"] for r in lgl.history)
+    assert sum(r["n_active"] for r in base.history) == visits
+    assert base.method.summary()["lgl_sample_visits"] == visits
+    n = len(base.data.train_idx)
+    assert all(r["n_active"] == n for r in base.history[:-1])       # whole epochs, then the rest
+    assert base.epochs < steps * 3                                   # fewer than m x E epochs
+    lrs = [r["lr"] for r in base.history]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.2 * lrs[0]   # one schedule spans the run
+
+
+def test_cifar10_jpeg_lgl_block_anneals_like_the_full_recipe():
+    """Old behaviour caught: the 30-epoch block kept 0.95 per epoch, ending at lr x0.23 (0.95 ** 29)
+    instead of annealing to the 100-epoch recipe's ~x0.006; the compute-matched baseline likewise."""
+    from pathlib import Path
+
+    from trainrepro.config import Params, expand_study, load_params
+    from trainrepro.optim import lr_factor
+
+    raw = load_params(Path(__file__).resolve().parents[1] / "params.yaml").raw
+    for profile in ("cifar10_jpeg", "paper"):
+        runs = expand_study(Params({**raw, "profile": profile}), "lgl")
+        for spec in runs:
+            if spec.method not in ("baseline", "baseline_matched", "baseline_matched_r3"):
+                continue
+            t = spec.train
+            total = t["epochs"] if spec.method == "baseline" else 3 * t["epochs"]
+            last = lr_factor(t["schedule"], total - 1, total, t["schedule_args"])
+            assert 0.95 ** 100 <= last <= 0.95 ** 95, (profile, spec.method, last)
 
 
 def test_bad_parameters_are_refused_before_any_work():
