@@ -150,6 +150,28 @@ def test_phase_change_reinitialises_only_untrained_rows():
     assert torch.equal(w, off.model.classifier.weight)
 
 
+def test_entropy_selection_is_inside_the_timed_region(monkeypatch):
+    """Old behaviour caught: LGL chose its classes in on_phase_change, outside the engine's
+    train_time_s region, while SPL's scoring (in active_subset) was inside it (claim L7 timed
+    LGL without its own work). A selection that takes 0.3 s must show in that step's first epoch."""
+    import time
+
+    from trainrepro.papers.lgl import method as lgl_method
+
+    real = lgl_method.class_conditional_entropy
+
+    def slow(*a, **k):
+        time.sleep(0.3)
+        return real(*a, **k)
+
+    monkeypatch.setattr(lgl_method, "class_conditional_entropy", slow)
+    tr = trainer("lgl", {"strategy": "d", "steps": 3})
+    tr.fit()
+    first = [r for r in tr.history if r["epoch"] in (2, 4)]     # first epochs of steps 1 and 2
+    assert all(r["train_time_s"] >= 0.3 for r in first)
+    assert [len(s["chosen"]) for s in tr.method.selections] == group_sizes(7, 3)[1:]
+
+
 def test_plateau_convergence_ends_steps_early_and_respects_the_cap():
     tr = trainer("lgl", {"strategy": "r", "steps": 3, "convergence": "plateau", "patience": 1,
                          "max_epochs_per_step": 4, "min_delta": 10.0}, epochs=20)

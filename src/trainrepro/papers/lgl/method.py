@@ -161,29 +161,38 @@ class LGL(Method):
         return self.step
 
     def active_subset(self, epoch: int) -> torch.Tensor:
+        if len(self.groups) <= self.step:      # a new step: choose its classes first
+            self.select_classes(self.step)
         if self._active is None or self._active[0] != self.step:
             self._active = (self.step, train_indices_of_classes(self.trainer, self.trained_classes))
         return self._active[1]
+
+    def select_classes(self, phase: int) -> None:
+        """Choose step `phase`'s classes with strategy f. Called from `active_subset`, so that the
+        selection (d / s: a forward pass over every untrained class) lies in the engine's timed
+        region, as SPL's scoring does (Sec. 4.3 compares the training time of both). Untrained
+        rows may already be re-initialised: H_w(T|X_i) uses only the trained classes' outputs."""
+        trained = sorted(c for g in self.groups[:phase] for c in g)
+        untrained = [c for c in range(self.K) if c not in trained]
+        entropy = class_conditional_entropy(self.trainer, untrained, trained)
+        if self.p["strategy"] == "r":
+            chosen = random_groups(self.order, self.sizes)[phase]
+        else:
+            chosen = select_by_entropy(entropy, self.sizes[phase], self.p["strategy"])
+        self.groups.append(chosen)
+        self.selections.append({"step": phase, "trained": trained, "chosen": chosen,
+                                "entropy": {str(c): h for c, h in entropy.items()}})
 
     def on_epoch_start(self, epoch: int) -> None:
         # Idempotent: the lr schedule of every step starts at step_start and spans one step.
         self.trainer.restart_schedule(self.step_start, self.step_len)
 
     def on_phase_change(self, phase: int) -> None:
-        """Step `phase` begins: select its classes, re-init untrained rows, reset the lr."""
+        """Step `phase` begins: re-init untrained rows, reset the lr (its classes are chosen by
+        `select_classes` at the step's first `active_subset`)."""
         tr = self.trainer
         trained = sorted(c for g in self.groups[:phase] for c in g)
         untrained = [c for c in range(self.K) if c not in trained]
-        if len(self.groups) <= phase:
-            size = self.sizes[phase]
-            entropy = class_conditional_entropy(tr, untrained, trained)
-            if self.p["strategy"] == "r":
-                chosen = random_groups(self.order, self.sizes)[phase]
-            else:
-                chosen = select_by_entropy(entropy, size, self.p["strategy"])
-            self.groups.append(chosen)
-            self.selections.append({"step": phase, "trained": trained, "chosen": chosen,
-                                    "entropy": {str(c): h for c, h in entropy.items()}})
         if self.p["reinit_untrained"]:
             g = torch.Generator().manual_seed(self.seed * 1000 + phase)
             reinit_classifier_rows(tr.model.classifier, untrained, g,
