@@ -10,10 +10,12 @@ import pytest
 
 from trainrepro.data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
 from trainrepro.papers.lgl.analysis import rank_lower_half
+from trainrepro.papers.lgl.params import toy_params
 from trainrepro.papers.lgl.toy import (
     iterations_to,
     pairwise_faster,
     toy_dataset,
+    toy_job,
     toy_summary,
 )
 
@@ -48,6 +50,41 @@ def test_toy_dataset_evaluates_on_the_whole_training_set():
     assert len(ds.x_test) == 150 and len(ds.x_pool) == 450
     assert np.array_equal(ds.val_idx, ds.train_idx) and len(ds.train_idx) == 450
     assert ds.num_classes == 3 and not ds.is_image
+
+
+def test_toy_separable_geometry_is_fig_2g():
+    """Old behaviour caught: the toy's separable clusters sat ~7 sd apart (centres [0, 4],
+    [-3.5, -2], [3.5, -2]), far outside Fig. 2 (g)'s axes (x -2..3, y -3..3), so no sample lay
+    near another cluster. Now the centres lie inside those axes, clusters touch (a few % of the
+    points are nearer another cluster's centre) and the overlapping layout still overlaps more."""
+    p = toy_params({})
+    sep, ovl = np.array(p["centres"]["separable"]), np.array(p["centres"]["overlapping"])
+    assert ((sep[:, 0] >= -2) & (sep[:, 0] <= 3) & (sep[:, 1] >= -3) & (sep[:, 1] <= 3)).all()
+    ds = toy_dataset("separable", 2000, 0, 0.0, p["centres"]["separable"])
+    nearest = np.linalg.norm(ds.x_pool[:, None, :] - sep[None], axis=2).argmin(1)
+    confusable = float(np.mean(nearest != ds.y_pool))
+    assert 0.02 < confusable < 0.2
+    assert np.allclose([ds.x_pool[ds.y_pool == c].mean(0) for c in range(3)], sep, atol=0.1)
+    dist = lambda c: min(np.linalg.norm(a - b) for i, a in enumerate(c) for b in c[i + 1:])
+    assert dist(ovl) < dist(sep) < 4
+
+
+def test_toy_lgl_does_not_reinitialise_the_shallow_nets_classifier(monkeypatch):
+    """Old behaviour caught: the toy's LGL re-drew the untrained classes' softmax rows (the
+    method's deep-net default), which Sec. 4.2 does only "when DNN has many layers"."""
+    from trainrepro.papers.lgl import method as lgl_method
+
+    calls = []
+    real = lgl_method.reinit_classifier_rows
+    monkeypatch.setattr(lgl_method, "reinit_classifier_rows",
+                        lambda *a, **k: (calls.append(a[1]), real(*a, **k)))
+    setting = {"name": "a", "layout": "separable", "hidden": [8]}
+    p = {**toy_params({}), "methods": ["lgl"], "iterations": 30, "seeds": [0],
+         "lgl": {"strategy": "r", "steps": 2}}     # Sec. 5.1: 2 clusters, then the third
+    toy_job(p, setting, 0)
+    assert calls == []
+    toy_job({**p, "reinit_untrained": True}, setting, 0)
+    assert len(calls) == 1 and len(calls[0]) == 1              # the one untrained class
 
 
 def test_iterations_to_target_and_pairwise_faster():

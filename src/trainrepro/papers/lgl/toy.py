@@ -1,7 +1,11 @@
 """The LGL toy study (Cheng et al. 2019, Sec. 5.1, Fig. 2 a-i), run through the one engine.
 
 Data: three 2-D Gaussians with identity covariance (`gaussian_blobs`, layouts separable = (g)
-and overlapping = (i)). Models: fully connected ReLU nets with 1 and 3 hidden layers. Plain
+and overlapping = (i)), centres from `lgl_toy.centres`. Fig. 2 (g)'s axes (x -2..3, y -3..3)
+are narrower than three identity-covariance clouds can fill entirely, so the separable centres
+are an equilateral triangle of side 3 centred in those axes (each centre +- 1 sd spans the
+x-range): neighbouring clusters touch, so the hardest samples of a cluster lie near the others
+(Fig. 2 (h)). (i)'s axes (x -4..4, y -3..4) hold the overlapping triangle of side ~2. Models: fully connected ReLU nets with 1 and 3 hidden layers. Plain
 SGD, lr 0.01 fixed, no momentum, no weight decay, mini-batches; one iteration = one batch.
 
 Every method trains the same number of epochs E (enough for `iterations` full-data batches);
@@ -26,7 +30,7 @@ import torch
 from ...config import TRAIN_DEFAULTS
 from ...data.loader import DeviceData
 from ...data.prepared import PreparedDataset, normalisation
-from ...data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
+from ...data.sources import gaussian_blobs
 from ...engine import Trainer
 from ...io import atomic_write_text, write_json
 from ...methods import METHODS
@@ -35,17 +39,18 @@ from ...parallel import run_jobs
 from .params import TOY_METHODS
 
 
-def toy_dataset(layout: str, n_per_class: int, data_seed: int, test_fraction: float):
+def toy_dataset(layout: str, n_per_class: int, data_seed: int, test_fraction: float,
+                centres: list[list[float]] | None = None):
     """An in-memory PreparedDataset of the Gaussians: val split = the training split."""
-    x, y = gaussian_blobs(layout, n_per_class, data_seed)
+    x, y = gaussian_blobs(layout, n_per_class, data_seed, centres=centres)
+    k = int(y.max()) + 1
     rng = np.random.default_rng(data_seed)
     perm = rng.permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
     test, pool = np.sort(perm[:n_test]), np.sort(perm[n_test:])
     xp, yp = x[pool], y[pool]
     train_idx = np.arange(len(yp))
-    manifest = {"name": f"toy_{layout}", "num_classes": len(GAUSSIAN_LAYOUTS[layout]),
-                "classes": [f"c{i}" for i in range(len(GAUSSIAN_LAYOUTS[layout]))],
+    manifest = {"name": f"toy_{layout}", "num_classes": k, "classes": [f"c{i}" for i in range(k)],
                 "normalisation": normalisation(xp, train_idx)}
     return PreparedDataset(name=manifest["name"], manifest=manifest, x_pool=xp, y_pool=yp,
                            x_test=x[test], y_test=y[test], train_idx=train_idx,
@@ -65,7 +70,8 @@ def toy_config(hidden: list[int], epochs: int, seed: int, p: dict[str, Any]) -> 
 def method_for(name: str, p: dict[str, Any]):
 
     family = TOY_METHODS[name]
-    params = {"spl": p["spl"], "spl_inv": p["spl"], "lgl": p["lgl"]}.get(name, {})
+    params = {"spl": p["spl"], "spl_inv": p["spl"],
+              "lgl": {"reinit_untrained": bool(p["reinit_untrained"]), **p["lgl"]}}.get(name, {})
     cls = METHODS[family]
     return cls, cls.validate_params(dict(params), f"lgl_toy.{name}")
 
@@ -94,7 +100,8 @@ def toy_job(p: dict[str, Any], setting: dict[str, Any], seed: int, threads: int 
     """Every method of one (setting, seed); with `snapshot`, also Fig. 2 (h)'s per-sample losses."""
     torch.set_num_threads(threads)
     bs = int(p["batch_size"])
-    ds = toy_dataset(setting["layout"], int(p["n_per_class"]), int(p["data_seed"]), float(p["test_fraction"]))
+    ds = toy_dataset(setting["layout"], int(p["n_per_class"]), int(p["data_seed"]), float(p["test_fraction"]),
+                     p["centres"][setting["layout"]])
     data = DeviceData(ds, "cpu")
     epochs = math.ceil(int(p["iterations"]) / math.ceil(len(ds.train_idx) / bs))
     rows, records = [], []
@@ -144,7 +151,8 @@ def run_toy(p: dict[str, Any], out_dir: str | Path, threads: int = 1, workers: i
     summary["runs"] = records
     summary["settings"] = p["settings"]
     summary["protocol"] = {k: p[k] for k in ("lr", "batch_size", "iterations", "seeds", "spl", "lgl",
-                                             "n_per_class", "test_fraction", "data_seed")}
+                                             "reinit_untrained", "n_per_class", "test_fraction",
+                                             "data_seed", "centres")}
     out = Path(out_dir)
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
     atomic_write_text(out / "points.csv", pd.DataFrame(points).to_csv(index=False))
