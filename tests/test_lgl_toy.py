@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainrepro.data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
 from trainrepro import stats
+from trainrepro.data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
+from trainrepro.papers.lgl import method as lgl_method
 from trainrepro.papers.lgl.analysis import entropy_analysis, normalised_rank
 from trainrepro.papers.lgl.params import toy_params
 from trainrepro.papers.lgl.toy import (
@@ -75,8 +76,6 @@ def test_toy_separable_geometry_is_fig_2g():
 def test_toy_lgl_does_not_reinitialise_the_shallow_nets_classifier(monkeypatch):
     """Old behaviour caught: the toy's LGL re-drew the untrained classes' softmax rows (the
     method's deep-net default), which Sec. 4.2 does only "when DNN has many layers"."""
-    from trainrepro.papers.lgl import method as lgl_method
-
     calls = []
     real = lgl_method.reinit_classifier_rows
     monkeypatch.setattr(lgl_method, "reinit_classifier_rows",

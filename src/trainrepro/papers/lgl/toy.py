@@ -44,7 +44,7 @@ def toy_dataset(layout: str, n_per_class: int, data_seed: int, test_fraction: fl
                 centres: list[list[float]] | None = None):
     """An in-memory PreparedDataset of the Gaussians: val split = the training split."""
     x, y = gaussian_blobs(layout, n_per_class, data_seed, centres=centres)
-    k = int(y.max()) + 1
+    k = len(np.unique(y))
     rng = np.random.default_rng(data_seed)
     perm = rng.permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
