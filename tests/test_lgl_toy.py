@@ -13,7 +13,7 @@ from trainrepro import stats
 from trainrepro.data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
 from trainrepro.papers.lgl import method as lgl_method
 from trainrepro.papers.lgl.analysis import entropy_analysis, normalised_rank
-from trainrepro.papers.lgl.params import toy_params
+from trainrepro.papers.lgl.params import toy_params, validate_toy
 from trainrepro.papers.lgl.toy import (
     iterations_to,
     pairwise_faster,
@@ -22,6 +22,7 @@ from trainrepro.papers.lgl.toy import (
     toy_job,
     toy_summary,
 )
+from trainrepro.registry import ConfigError
 
 
 @pytest.mark.parametrize("layout", ["separable", "overlapping"])
@@ -177,3 +178,12 @@ def test_entropy_probes_shared_by_strategies_count_once(tmp_path):
     assert len({p["selection"] for p in step2}) == 2
     r = out["similar_class_rank"]
     assert r["n_selections"] == 3 and r["lo"] <= r["value"] <= r["hi"]
+
+
+@pytest.mark.parametrize("centres,pattern", [({"separable": [[1.0, 2.0]]}, r"lgl_toy\.centres\.separable"),
+                                             ({"separable": [[1.0, 2.0, 3.0], [0, 0]]}, r"lgl_toy\.centres\.separable"),
+                                             ({"round": [[0, 0], [1, 1]]}, r"lgl_toy\.centres"),
+                                             ([[0, 0]], r"lgl_toy\.centres: expected dict")])
+def test_bad_toy_centres_are_refused_naming_the_key(centres, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        validate_toy({"centres": centres}, {})

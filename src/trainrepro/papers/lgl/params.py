@@ -58,10 +58,7 @@ def validate_toy(section: Any, raw: dict[str, Any]) -> None:
                "lr": (0.0, None), "batch_size": (1, None), "iterations": (1, None),
                "loss_snapshot": (0.0, 1.0)}.get(k)
         _check(f"lgl_toy.{k}", v, TOY_DEFAULTS[k], rng)
-    centres = section.get("centres", {})
-    if not isinstance(centres, dict):
-        raise ConfigError("lgl_toy.centres: expected a mapping layout -> [[x, y], ...]")
-    for layout, cs in centres.items():
+    for layout, cs in section.get("centres", {}).items():   # a mapping (checked above)
         _check("lgl_toy.centres", layout, "", None, list(TOY_DEFAULTS["centres"]))
         if not (isinstance(cs, list) and len(cs) >= 2 and all(
                 isinstance(c, list) and len(c) == 2 and all(isinstance(v, (int, float)) for v in c)
