@@ -178,10 +178,10 @@ def pairwise_faster(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.nd
 def toy_summary(curves, p: dict[str, Any]) -> dict[str, Any]:
     """Claim quantities from the toy curves (see `pairwise_faster` for "faster").
 
-    spl_inv_faster_than_spl (claim L5): over the separable settings (Fig. 2 a, b), the share of
-    (setting, seed) pairs in which SPL_INV reaches the common loss target in fewer SGD
-    iterations than SPL. LGL is counted on its last step (all three classes), iterations from
-    that step's start (Fig. 2 d-f)."""
+    spl_inv_faster_than_spl (claim L5): over the separable settings (Fig. 2 a, b), a sign test
+    (`sign_test`) of the (setting, seed) pairs in which SPL_INV reaches the common loss target in
+    fewer SGD iterations than SPL. LGL is counted on its last step (all three classes),
+    iterations from that step's start (Fig. 2 d-f)."""
     bs = int(p["batch_size"])
     comparisons = {"spl_inv_faster_than_spl": ("spl_inv", "spl"),
                    "spl_inv_faster_than_baseline": ("spl_inv", "baseline"),
@@ -221,8 +221,8 @@ def toy_summary(curves, p: dict[str, Any]) -> dict[str, Any]:
         "faster": "run a reaches the common target (the higher of the two runs' final "
                   "full-training-set losses) in fewer SGD iterations than run b; each key is a "
                   "sign test over the pairs (ties dropped): share of wins, exact 95% interval",
-        "spl_inv_faster_than_spl": "share of (separable setting, seed) pairs, SPL_INV faster than "
-                                   "SPL (claim L5, Fig. 2 a/b)",
+        "spl_inv_faster_than_spl": "(separable setting, seed) pairs: SPL_INV faster than SPL "
+                                   "(claim L5, Fig. 2 a/b)",
         "spl_inv_faster_than_baseline": "same, SPL_INV vs baseline, separable settings",
         "spl_faster_than_baseline": "same, SPL vs baseline, separable settings",
         "lgl_faster_than_baseline": "LGL's last step (all classes, from its start) vs the baseline "
