@@ -57,7 +57,7 @@ RULE_KEYS = {
     "scalar": {"file", "key", "op", "value"},
 }
 SELECTOR_KEYS = {"study", "dataset", "noise", "method", "model"}
-OPTIONAL_RULE_KEYS = {"testable_at", "why_not_testable", "combine"}  # report/claims.py
+OPTIONAL_RULE_KEYS = {"testable_at", "why_not_testable", "combine"}   # report/claims.py options
 CLAIM_PREFIX = {"mentornet": "M", "lgl": "L", "alternation": "A", "llbsgd": "B"}
 
 
@@ -313,6 +313,7 @@ def test_claims_schema(claims_doc):
             assert not missing, (c["id"], missing)
             extra = set(r) - RULE_KEYS[r["type"]] - {"type"} - OPTIONAL_RULE_KEYS
             assert not extra, (c["id"], extra)
+            assert isinstance(r.get("testable_at", []), list), c["id"]
             if r["type"] == "scalar":
                 assert r["op"] in {"<=", ">=", "<", ">"}
                 assert isinstance(r["value"], (int, float))
