@@ -29,9 +29,9 @@ def main() -> None:
     for name, d in out.items():
         d["profile"], d["scale"] = params.profile_name, params.scale
         write_json(out_dir / f"{name}.json", d)
-    c = out["convergence"]
-    print(f"llbsgd analysis: speedup_vs_sgd = {c.get('speedup_vs_sgd')} "
-          f"[{c.get('speedup_ci_low')}, {c.get('speedup_ci_high')}] (reconstruction)")
+    sp = out["convergence"].get("speedup_vs_sgd") or {}
+    print(f"llbsgd analysis: speedup_vs_sgd = {sp.get('value')} [{sp.get('lo')}, {sp.get('hi')}] "
+          "(reconstruction)")
 
 
 if __name__ == "__main__":
