@@ -13,6 +13,7 @@ from trainrepro.methods import METHODS
 from trainrepro.papers.llbsgd import PAPER
 from trainrepro.papers.llbsgd.analysis import select_lr, study_analysis
 from trainrepro.papers.llbsgd.params import settings
+from trainrepro.report.aggregate import paper_headline
 from trainrepro.report.claims import evaluate_rule
 from trainrepro.stats import FAILS, HOLDS, INCONCLUSIVE
 
@@ -147,3 +148,17 @@ def test_robustness_claims_carry_a_bootstrap_interval_over_seeds(tmp_path):
     assert {"value", "lo", "hi"} <= set(b5)
     assert evaluate_rule(claim_rule("B5"), pd.DataFrame(), tmp_path).verdict in (HOLDS, FAILS, INCONCLUSIVE)
 
+
+
+def test_headline_numbers_are_the_validation_selected_cells(tmp_path):
+    runs = []
+    for seed in (0, 1, 2):  # the first grid cell (lr 0.01) is NOT the one chosen on validation
+        runs.append(fake_run(tmp_path, "c-sgd-0.01", seed, "grid_0.01", 0.01, 0.5, 0.9, [2.0] * 100))
+        runs.append(fake_run(tmp_path, "c-sgd-0.1", seed, "grid_0.1", 0.1, 0.2, 0.3, [2.0] * 40 + [0.5] * 60))
+    (tmp_path / "llbsgd" / "index.json").write_text(json.dumps({"runs": runs}))
+    write_llbsgd_analysis(tmp_path, study_analysis(tmp_path, settings({"llbsgd": {"smooth_iterations": 1}})))
+    cells = pd.DataFrame([{"method": "opt_sgd", "cell": "c-sgd-0.01", "n": 3, "mean": 0.1},
+                          {"method": "opt_sgd", "cell": "c-sgd-0.1", "n": 3, "mean": 0.7}])
+    out = paper_headline(PAPER, pd.DataFrame(columns=["id", "verdict"]), cells, str(tmp_path / "results"))
+    assert out["sgd"] == pytest.approx(0.7) and out["sgd_lr"] == 0.1   # test_acc = 1 - test loss 0.3
+    assert out["llbsgd_reconstruction"] is None and out["adam"] is None  # not in this study

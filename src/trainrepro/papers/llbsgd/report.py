@@ -18,6 +18,24 @@ NAMES = {"sgd": "SGD (naive)", "nag": "NAG", "adagrad": "Adagrad", "adam": "Adam
          "rmsprop": "RMSProp", "pathsgd": "Path-SGD", "esgd": "ESGD", "llbsgd": "LLb-SGD (reconstruction)"}
 
 
+# `dvc exp show` columns (reports/metrics.json): the Table 2 cell of each optimizer, i.e. the
+# learning rate chosen on validation (analysis.select_lr), not the first cell of its lr grid.
+HEADLINE = {"sgd": "opt_sgd", "llbsgd_reconstruction": "opt_llbsgd", "adam": "opt_adam"}
+
+
+def headline(results_root: str | Path = "results") -> dict[str, Any]:
+    """Mean test accuracy (and the chosen lr, `<label>_lr`) of each HEADLINE optimizer's
+    validation-selected Table 2 cell; None where the study did not run it."""
+    rows = {r["method"]: r for r in _load(results_root, "tables").get("table2", [])}
+    out: dict[str, Any] = {}
+    for label, method in HEADLINE.items():
+        r = rows.get(method)
+        acc = r.get("test_acc") if r else None
+        out[label] = round(float(acc["mean"]), 4) if acc else None
+        out[f"{label}_lr"] = r["lr"] if r else None
+    return out
+
+
 def _load(results_root: str | Path, name: str) -> dict[str, Any]:
     path = Path(results_root) / "llbsgd" / f"{name}.json"
     return read_json(path) if path.exists() else {}
