@@ -162,3 +162,12 @@ def test_headline_numbers_are_the_validation_selected_cells(tmp_path):
     out = paper_headline(PAPER, pd.DataFrame(columns=["id", "verdict"]), cells, str(tmp_path / "results"))
     assert out["sgd"] == pytest.approx(0.7) and out["sgd_lr"] == 0.1   # test_acc = 1 - test loss 0.3
     assert out["llbsgd_reconstruction"] is None and out["adam"] is None  # not in this study
+
+
+def test_table2_names_a_method_instance_whose_arguments_differ_from_the_plain_optimizer():
+    from trainrepro.papers.llbsgd.report import table2
+
+    st = {"mean": 0.5, "std": 0.1, "ci_low": 0.4, "ci_high": 0.6}
+    rows = [{"method": m, "optimizer": "esgd", "lr": 0.01, "grid": [0.01], "seeds": [0],
+             "train_loss": st, "test_loss": st, "test_acc": st} for m in ("opt_esgd", "opt_esgd_damped")]
+    assert list(table2({"table2": rows})["optimizer"]) == ["ESGD", "ESGD [opt_esgd_damped]"]

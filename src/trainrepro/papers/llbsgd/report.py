@@ -58,8 +58,15 @@ def _cells(row: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def optimizer_label(method: str, optimizer: str) -> str:
+    """The optimizer's name, with the method instance when it is not the plain `opt_<optimizer>`
+    (e.g. ESGD [opt_esgd_damped]: its optimizer_args differ from the registry defaults)."""
+    name = NAMES.get(optimizer, optimizer)
+    return name if method == f"opt_{optimizer}" else f"{name} [{method}]"
+
+
 def table2(tables: dict[str, Any]) -> pd.DataFrame:
-    rows = [{"optimizer": NAMES.get(r["optimizer"], r["optimizer"]), "lr (chosen on val)": f"{r['lr']:g}",
+    rows = [{"optimizer": optimizer_label(r["method"], r["optimizer"]), "lr (chosen on val)": f"{r['lr']:g}",
              "grid": ", ".join(f"{x:g}" for x in r["grid"]), **_cells(r), "paper": PAPER_VALUE}
             for r in tables.get("table2", [])]
     return pd.DataFrame(rows)
