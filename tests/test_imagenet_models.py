@@ -67,3 +67,18 @@ def test_bad_inputs_are_refused_naming_the_model():
         build("resnet152", num_classes=10, in_channels=3, image_size=32)
     with pytest.raises(ConfigError, match="googlenet.*dropout"):
         build("googlenet", num_classes=10, in_channels=3, image_size=224, dropout=1.5)
+
+
+def test_the_paper_profile_runs_the_four_networks_on_the_local_imagenet_copy():
+    import copy
+
+    from conftest import REPO
+    from trainrepro.config import Params, expand_study, load_params, validate
+
+    raw = copy.deepcopy(load_params(REPO / "params.yaml").raw)
+    raw["profile"] = "paper"
+    validate(raw)
+    assert raw["datasets"]["imagenet"]["source"] == "imagefolder"
+    assert raw["datasets"]["imagenet"]["image_size"] == 224 and raw["datasets"]["imagenet"]["path"]
+    specs = [s for s in expand_study(Params(raw), "llbsgd") if s.dataset == "imagenet"]
+    assert {s.model for s in specs} == set(TORCHVISION)
