@@ -82,3 +82,13 @@ def test_the_paper_profile_runs_the_four_networks_on_the_local_imagenet_copy():
     assert raw["datasets"]["imagenet"]["image_size"] == 224 and raw["datasets"]["imagenet"]["path"]
     specs = [s for s in expand_study(Params(raw), "llbsgd") if s.dataset == "imagenet"]
     assert {s.model for s in specs} == set(TORCHVISION)
+
+
+def test_the_model_registry_does_not_import_torchvision():
+    # importing torchvision.models costs seconds per process; only an ImageNet build needs it
+    import subprocess
+    import sys
+
+    code = "import sys, trainrepro.models; print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

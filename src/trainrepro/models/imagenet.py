@@ -15,11 +15,11 @@ classifier dropouts (the original nets use 0.5), GoogLeNet's before its classifi
 """
 from __future__ import annotations
 
+import functools
+from types import SimpleNamespace
+
 import torch
 from torch import nn
-from torchvision.models import alexnet as tv_alexnet, vgg16 as tv_vgg16
-from torchvision.models.googlenet import BasicConv2d, GoogLeNet, Inception, InceptionAux
-from torchvision.models.resnet import Bottleneck, ResNet
 
 from trainrepro.models._common import MODELS, check_common, check_rate, dropout as dropout_layer
 from trainrepro.registry import ConfigError
@@ -68,29 +68,41 @@ def _no_inplace(model: nn.Module) -> nn.Module:
     return model
 
 
-class ModuleReluConv(BasicConv2d):
-    """GoogLeNet's conv-BN-ReLU with the ReLU as a (non-inplace) module instead of F.relu."""
+@functools.cache
+def tv() -> SimpleNamespace:
+    """torchvision.models and our two module-ReLU blocks, imported at the first ImageNet build:
+    importing torchvision.models takes 1-7 s (measured on this 2-core machine), which every
+    training process would otherwise pay although only the paper profile builds these nets."""
+    import torchvision.models as models
+    from torchvision.models.googlenet import BasicConv2d, GoogLeNet, Inception, InceptionAux
+    from torchvision.models.resnet import Bottleneck, ResNet
 
-    def __init__(self, in_channels: int, out_channels: int, **kwargs):
-        super().__init__(in_channels, out_channels, **kwargs)
-        self.relu = nn.ReLU()
+    class ModuleReluConv(BasicConv2d):
+        """GoogLeNet's conv-BN-ReLU with the ReLU as a (non-inplace) module instead of F.relu."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
+        def __init__(self, in_channels: int, out_channels: int, **kwargs):
+            super().__init__(in_channels, out_channels, **kwargs)
+            self.relu = nn.ReLU()
 
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.relu(self.bn(self.conv(x)))
 
-class ModuleReluBottleneck(Bottleneck):
-    """ResNet's bottleneck with one ReLU module per use (torchvision's reuses `self.relu` 3x)."""
+    class ModuleReluBottleneck(Bottleneck):
+        """ResNet's bottleneck with one ReLU module per use (torchvision's reuses `self.relu` 3x)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.relu, self.relu2, self.relu3 = nn.ReLU(), nn.ReLU(), nn.ReLU()
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.relu, self.relu2, self.relu3 = nn.ReLU(), nn.ReLU(), nn.ReLU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu2(self.bn2(self.conv2(out)))
-        return self.relu3(self.bn3(self.conv3(out)) + identity)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.relu2(self.bn2(self.conv2(out)))
+            return self.relu3(self.bn3(self.conv3(out)) + identity)
+
+    return SimpleNamespace(alexnet=models.alexnet, vgg16=models.vgg16, GoogLeNet=GoogLeNet, Inception=Inception,
+                           InceptionAux=InceptionAux, ResNet=ResNet, conv=ModuleReluConv,
+                           bottleneck=ModuleReluBottleneck)
 
 
 @MODELS.register("alexnet")
@@ -98,8 +110,8 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, image_size: int = 224
             dropout: float = 0.0) -> nn.Module:
     """torchvision AlexNet (Krizhevsky et al. 2012, one-tower variant), 224x224 RGB."""
     p = _check("alexnet", num_classes, in_channels, image_size, dropout)
-    return TorchvisionNet(*_split_last(_no_inplace(tv_alexnet(weights=None, num_classes=num_classes,
-                                                              dropout=p)), "classifier", 6))
+    return TorchvisionNet(*_split_last(_no_inplace(tv().alexnet(weights=None, num_classes=num_classes,
+                                                                    dropout=p)), "classifier", 6))
 
 
 @MODELS.register("vgg16_imagenet")
@@ -107,8 +119,8 @@ def vgg16_imagenet(num_classes: int = 1000, in_channels: int = 3, image_size: in
                    dropout: float = 0.0) -> nn.Module:
     """torchvision VGG-16 (configuration D, no batch norm), 224x224 RGB (`vgg16` is the CIFAR one)."""
     p = _check("vgg16_imagenet", num_classes, in_channels, image_size, dropout)
-    return TorchvisionNet(*_split_last(_no_inplace(tv_vgg16(weights=None, num_classes=num_classes,
-                                                            dropout=p)), "classifier", 6))
+    return TorchvisionNet(*_split_last(_no_inplace(tv().vgg16(weights=None, num_classes=num_classes,
+                                                                  dropout=p)), "classifier", 6))
 
 
 @MODELS.register("googlenet")
@@ -116,8 +128,9 @@ def googlenet(num_classes: int = 1000, in_channels: int = 3, image_size: int = 2
               dropout: float = 0.0) -> nn.Module:
     """torchvision GoogLeNet (Inception v1, with batch norm), no auxiliary classifiers, 224x224 RGB."""
     p = _check("googlenet", num_classes, in_channels, image_size, dropout)
-    body = GoogLeNet(num_classes=num_classes, aux_logits=False, transform_input=False, init_weights=True,
-                     blocks=[ModuleReluConv, Inception, InceptionAux], dropout=p)
+    t = tv()
+    body = t.GoogLeNet(num_classes=num_classes, aux_logits=False, transform_input=False, init_weights=True,
+                       blocks=[t.conv, t.Inception, t.InceptionAux], dropout=p)
     body, fc = _split_last(body, "fc")
     body.dropout = nn.Identity()  # applied by TorchvisionNet, just before the classifier
     return TorchvisionNet(body, fc, p)
@@ -128,5 +141,5 @@ def resnet152(num_classes: int = 1000, in_channels: int = 3, image_size: int = 2
               dropout: float = 0.0) -> nn.Module:
     """torchvision ResNet-152 (bottleneck blocks [3, 8, 36, 3], He et al. 2016), 224x224 RGB."""
     p = _check("resnet152", num_classes, in_channels, image_size, dropout)
-    body = _no_inplace(ResNet(ModuleReluBottleneck, [3, 8, 36, 3], num_classes=num_classes))
+    body = _no_inplace(tv().ResNet(tv().bottleneck, [3, 8, 36, 3], num_classes=num_classes))
     return TorchvisionNet(*_split_last(body, "fc"), p)
