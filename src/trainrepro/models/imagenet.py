@@ -105,22 +105,26 @@ def tv() -> SimpleNamespace:
                            bottleneck=ModuleReluBottleneck)
 
 
+def _fc_head_net(name: str, ctor: str, num_classes: int, in_channels: int, image_size: int,
+                 dropout: float) -> nn.Module:
+    """AlexNet / VGG-16: torchvision's net with its last Linear (classifier[6]) as `classifier`."""
+    p = _check(name, num_classes, in_channels, image_size, dropout)
+    body = getattr(tv(), ctor)(weights=None, num_classes=num_classes, dropout=p)
+    return TorchvisionNet(*_split_last(_no_inplace(body), "classifier", 6))
+
+
 @MODELS.register("alexnet")
 def alexnet(num_classes: int = 1000, in_channels: int = 3, image_size: int = 224,
             dropout: float = 0.0) -> nn.Module:
     """torchvision AlexNet (Krizhevsky et al. 2012, one-tower variant), 224x224 RGB."""
-    p = _check("alexnet", num_classes, in_channels, image_size, dropout)
-    return TorchvisionNet(*_split_last(_no_inplace(tv().alexnet(weights=None, num_classes=num_classes,
-                                                                    dropout=p)), "classifier", 6))
+    return _fc_head_net("alexnet", "alexnet", num_classes, in_channels, image_size, dropout)
 
 
 @MODELS.register("vgg16_imagenet")
 def vgg16_imagenet(num_classes: int = 1000, in_channels: int = 3, image_size: int = 224,
                    dropout: float = 0.0) -> nn.Module:
     """torchvision VGG-16 (configuration D, no batch norm), 224x224 RGB (`vgg16` is the CIFAR one)."""
-    p = _check("vgg16_imagenet", num_classes, in_channels, image_size, dropout)
-    return TorchvisionNet(*_split_last(_no_inplace(tv().vgg16(weights=None, num_classes=num_classes,
-                                                                  dropout=p)), "classifier", 6))
+    return _fc_head_net("vgg16_imagenet", "vgg16", num_classes, in_channels, image_size, dropout)
 
 
 @MODELS.register("googlenet")
