@@ -135,6 +135,12 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
     out_dir = Path(figures_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
+
+    def save(fig: Any, key: str, name: str) -> None:
+        out[key] = out_dir / name
+        fig.savefig(out[key], dpi=110, bbox_inches="tight")
+        plt.close(fig)
+
     w = int(conv.get("smooth_iterations", 1))
     if curves.get("fig5"):
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -144,9 +150,7 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
                title=f"Fig. 5 redrawn ({scale}); {RECON}")
         ax.title.set_fontsize(8)
         ax.legend(fontsize=7)
-        out["fig5"] = out_dir / "llbsgd_fig5_train_loss.png"
-        fig.savefig(out["fig5"], dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save(fig, "fig5", "llbsgd_fig5_train_loss.png")
     if curves.get("fig6"):
         f6 = curves["fig6"]
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -157,9 +161,7 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
         ax.set(xlabel=f"iteration (t in the baselines counts {f6['t_unit']})", ylabel="learning rate",
                yscale="log", title=f"Fig. 6 redrawn ({scale})")
         ax.legend(fontsize=7)
-        out["fig6"] = out_dir / "llbsgd_fig6_lr.png"
-        fig.savefig(out["fig6"], dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save(fig, "fig6", "llbsgd_fig6_lr.png")
     if tables.get("fig7"):
         f7 = tables["fig7"]
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -171,9 +173,7 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
         axes[1].set(xscale="log", xlabel="initial lr", ylabel="final loss")
         axes[1].legend(fontsize=7)
         fig.suptitle(f"Fig. 7 redrawn ({scale}); {RECON}", fontsize=8)
-        out["fig7"] = out_dir / "llbsgd_fig7_initial_lr.png"
-        fig.savefig(out["fig7"], dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save(fig, "fig7", "llbsgd_fig7_initial_lr.png")
     planes = curves.get("fig8") or {}
     if planes:
         keys = sorted(planes)
@@ -193,9 +193,7 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
             ax.axis("off")
         fig.suptitle(f"Fig. 8 redrawn ({scale}): trajectories on their two principal directions over the "
                      f"training-loss contours of that plane; {RECON}", fontsize=8)
-        out["fig8"] = out_dir / "llbsgd_fig8_trajectories.png"
-        fig.savefig(out["fig8"], dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save(fig, "fig8", "llbsgd_fig8_trajectories.png")
     return out
 
 
