@@ -197,6 +197,14 @@ def cell_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def layer_scale(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Per layer: its final LLb-SGD rate / the initial lr (history `lr[<layer>]`), mean over the
+    ok seeds: how far the reconstruction's rates decayed."""
+    per = [{k[3:-1]: v / r["lr"] for k, v in r["final"].items() if k.startswith("lr[")}
+           for r in runs if r["status"] == "ok" and r["lr"]]
+    return {k: float(np.mean([p[k] for p in per])) for k in per[0]} if per else {}
+
+
 def _by(runs: list[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in runs:
@@ -276,6 +284,7 @@ def study_analysis(results_root: str | Path, s: dict[str, Any]) -> dict[str, dic
     for (lr,), rs in lr_cells:
         it = [conv_iter(r) for r in rs if r["status"] == "ok"]
         fig7.append({"lr": lr, "iterations": it, "censored": sum(i is None for i in it),
+                     "layer_scale": layer_scale(rs),
                      "iterations_mean": float(np.mean([budget if i is None else i for i in it])) if it else None,
                      **cell_stats(rs)})
     robust: dict[str, Any] = {"note": "LLb-SGD is a labelled reconstruction (equations lost)"}

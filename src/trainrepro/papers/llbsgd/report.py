@@ -86,7 +86,10 @@ def fig7_table(tables: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame([{"initial lr": f"{r['lr']:g}",
                           "iterations to convergence (per seed)": ", ".join("—" if i is None else str(i)
                                                                             for i in r["iterations"]),
-                          "not converged": str(r["censored"]), **_cells(r)} for r in tables.get("fig7", [])])
+                          "not converged": str(r["censored"]), **_cells(r),
+                          "final rate / initial, per layer": ", ".join(
+                              f"{k} {v:.3f}" for k, v in (r.get("layer_scale") or {}).items()) or "—"}
+                         for r in tables.get("fig7", [])])
 
 
 def convergence_table(conv: dict[str, Any]) -> pd.DataFrame:
