@@ -14,6 +14,7 @@ from ..io import atomic_write_text, write_json
 from ..registry import PAPERS
 from ..results import load_histories, load_runs, summarise
 from .claims import evaluate_claims, scalar_value
+from .sensitivity import write_sensitivity_tables
 from .tables import cells_table, paper_comparison, write_table
 
 
@@ -92,6 +93,7 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
     verdicts = evaluate_claims(load_claims(), {p: runs_by_study[p] for p in PAPERS}, ".")
     write_table(verdicts, tables / "claims", "Claims and verdicts")
     atomic_write_text(outp / "claims.md", claims_markdown(verdicts, params))
+    write_sensitivity_tables(params, results_root, tables, load_claims(), list(PAPERS))  # item 20
     metrics["claims"] = verdict_counts(verdicts)
     for paper in PAPERS.values():
         metrics[paper.name] = paper_headline(paper, verdicts[verdicts["paper"] == paper.name],
