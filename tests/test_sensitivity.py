@@ -12,7 +12,12 @@ from trainrepro.io import write_json
 from trainrepro.registry import PAPERS, ConfigError
 from trainrepro.report.aggregate import load_claims
 from trainrepro.report.sensitivity import sensitivity_table, write_sensitivity_tables
-from trainrepro.sensitivity import SENSITIVITY_STUDY, load_readings, plan, sensitivity_runs
+from trainrepro.sensitivity import (
+    SENSITIVITY_STUDY,
+    load_readings,
+    plan,
+    sensitivity_runs,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -33,7 +33,14 @@ from typing import Any
 
 import yaml
 
-from .config import Params, RunSpec, TRAIN_DEFAULTS, expand_study, validate_resolved, validate_train
+from .config import (
+    TRAIN_DEFAULTS,
+    Params,
+    RunSpec,
+    expand_study,
+    validate_resolved,
+    validate_train,
+)
 from .methods import METHODS
 from .optim import OPTIMIZERS, schedule_args
 from .registry import PAPERS, ConfigError

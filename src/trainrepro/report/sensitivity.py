@@ -136,11 +136,11 @@ def caption(params: Params, paper: str, table: pd.DataFrame) -> str:
     ran = table[(table["n"] > 0) & (table["default"] != "yes")]
     changed = ran[~ran["verdict changes"].isin(["", "no"])]
     big = ran.loc[ran["diff vs default"].abs().idxmax()] if len(ran) else None
-    lines = [f"Reading sensitivity of {paper} at scale `{params.scale}` (profile `{params.profile_name}`): "
-             f"each switch of papers/{paper}/paper.yaml `readings:` on its headline cell; mean and 95% "
-             "t-interval over seeds; diff = reading - default (Welch 95% interval; paired for readings "
-             "measured on the same runs); a claim's verdict with this reading's runs in the default cell's "
-             "place (trainrepro.stats)."]
+    lines = [(f"Reading sensitivity of {paper} at scale `{params.scale}` (profile `{params.profile_name}`): "
+              f"each switch of papers/{paper}/paper.yaml `readings:` on its headline cell; mean and 95% "
+              "t-interval over seeds; diff = reading - default (Welch 95% interval; paired for readings "
+              "measured on the same runs); a claim's verdict with this reading's runs in the default cell's "
+              "place (trainrepro.stats).")]
     if len(ran):
         which = ", ".join(f"{r['switch']}={r['reading']} ({r['verdict changes']})" for _, r in changed.iterrows())
         lines.append(f"{len(ran)} non-default readings measured; {len(changed)} change a claim's verdict"
@@ -162,9 +162,11 @@ def write_sensitivity_tables(params: Params, results_root: str | Path, tables: P
     return out
 
 
-def sensitivity_frame(tables_root: str | Path, paper: str) -> pd.DataFrame:
-    """A paper's sensitivity table as written by the aggregate stage (for its notebook)."""
-    path = Path(tables_root) / f"{paper}_sensitivity.csv"
-    if not path.exists():
-        return pd.DataFrame({"note": [f"{path} not written (the aggregate stage writes it)"]})
-    return pd.read_csv(path, keep_default_na=False)
+def sensitivity_section(tables_root: str | Path, paper: str) -> tuple[str, pd.DataFrame]:
+    """(caption, table) of a paper's sensitivity table as the aggregate stage wrote it (notebooks)."""
+    csv = Path(tables_root) / f"{paper}_sensitivity.csv"
+    if not csv.exists():
+        return f"`{csv}` is not written: run the aggregate stage (`dvc repro aggregate`).", pd.DataFrame()
+    md = csv.with_suffix(".md")
+    cap = md.read_text().split("\n\n", 1)[0] if md.exists() else ""
+    return cap, pd.read_csv(csv, keep_default_na=False)
