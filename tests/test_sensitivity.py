@@ -198,3 +198,15 @@ def test_an_unrun_reading_is_not_run_and_a_measured_reading_is_paired(fake_paper
     assert near["diff 95% CI"] == "[-0.1000, -0.1000]"   # paired: the constant offset has no spread
     assert "A11: not re-evaluated" in near["verdict (this reading)"]
     assert np.isnan(t.loc[("mask_rule", "eq38"), "mean"])
+
+
+def test_outside_the_sensitivity_profile_runs_are_not_run_but_reused_cells_still_show(tmp_path):
+    res = tmp_path / "results"
+    _index(res, "alternation", [_record(res, "alternation", f"digits-allcnn_small_c-n0-{m}", m, s, acc,
+                                        "allcnn_small_c")
+                                for m, acc in (("b_alt", 0.80), ("b_alt_gate", 0.90)) for s in range(3)])
+    t = sensitivity_table(params("quick"), "alternation", load_claims(), res).set_index(["switch", "reading"])
+    gate = t.loc[("b_apply", "gate")]
+    assert gate["status"] == "reuses b_alt_gate" and gate["n"] == 3
+    assert gate["diff vs default"] == pytest.approx(0.10)
+    assert t.loc[("mask_rule", "eq38"), "status"] == "not run in profile 'quick' (run profile `sensitivity`)"

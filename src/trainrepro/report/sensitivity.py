@@ -96,7 +96,7 @@ def sensitivity_table(params: Params, paper: str, claims: list[dict[str, Any]],
                "default": "yes" if p.is_default else "", "cell": p.cell or p.default_cell,
                "metric": r.measured or r.metric, "claims": ", ".join(r.claims), "source": r.source,
                "status": p.status}
-        if not enabled and not p.status.startswith("not run"):
+        if not enabled and p.status == "run":
             row["status"] = f"not run in profile {params.profile_name!r} (run profile `sensitivity`)"
         study = studies.get(p.study, pd.DataFrame())
         vals = reading_values(p, study, root) if p.cell and not study.empty else pd.DataFrame()
@@ -140,7 +140,8 @@ def caption(params: Params, paper: str, table: pd.DataFrame) -> str:
               f"each switch of papers/{paper}/paper.yaml `readings:` on its headline cell; mean and 95% "
               "t-interval over seeds; diff = reading - default (Welch 95% interval; paired for readings "
               "measured on the same runs); a claim's verdict with this reading's runs in the default cell's "
-              "place (trainrepro.stats).")]
+              "place (trainrepro.stats). kind: code = paper vs official code, text = an ambiguity of "
+              "the paper's text, ours = a value neither source fixes.")]
     if len(ran):
         which = ", ".join(f"{r['switch']}={r['reading']} ({r['verdict changes']})" for _, r in changed.iterrows())
         lines.append(f"{len(ran)} non-default readings measured; {len(changed)} change a claim's verdict"
