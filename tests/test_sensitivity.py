@@ -189,7 +189,8 @@ def test_an_unrun_reading_is_not_run_and_a_measured_reading_is_paired(fake_paper
     assert t.loc["balanced", "n"] == 0 and t.loc["balanced", "verdict (this reading)"] == "not run"
     # MaskT: every reading measured on the default runs, differences paired by seed
     alt = [_record(res, "alternation", "digits-allcnn_small_c-n0-i_alt", "i_alt", s, 0.9, "allcnn_small_c",
-                   {"maskt": {"snapshot": 0.9 + 0.01 * s, "nearest": 0.8 + 0.01 * s, "batch": 0.3, "majority": 0.4}})
+                   {"maskt": {"standard": 0.9, "snapshot": 0.9 + 0.01 * s, "nearest": 0.8 + 0.01 * s, "batch": 0.3,
+                              "majority": 0.4}, "maskt_reading": "snapshot"})
            for s in range(3)]
     _index(res, "alternation", alt)
     t = sensitivity_table(params(), "alternation", load_claims(), res).set_index(["switch", "reading"])
@@ -210,3 +211,26 @@ def test_outside_the_sensitivity_profile_runs_are_not_run_but_reused_cells_still
     assert gate["status"] == "reuses b_alt_gate" and gate["n"] == 3
     assert gate["diff vs default"] == pytest.approx(0.10)
     assert t.loc[("mask_rule", "eq38"), "status"] == "not run in profile 'quick' (run profile `sensitivity`)"
+
+
+def test_a_scalar_claim_is_re_derived_with_the_readings_runs_by_the_papers_hook(fake_paper_yaml, tmp_path,
+                                                                                 monkeypatch):
+    from trainrepro.results import load_runs
+
+    def hook(results_root, params):  # a stand-in analysis: the scalar is lgl_r4's mean accuracy
+        runs = load_runs(results_root, "lgl")
+        return {"entropy": {"similar_classes_ranked_low": float(runs[runs["method"] == "lgl_r4"]["test_acc"].mean())}}
+
+    monkeypatch.setattr(PAPERS["lgl"], "claim_scalars", hook)
+    fake_paper_yaml([{**GOOD, "claims": ["L6"]}])
+    res = tmp_path / "results"
+    _index(res, "lgl", [_record(res, "lgl", "digits-small_cnn-n0-lgl_r4", "lgl_r4", s, 0.9) for s in range(3)])
+    cell = "digits-small_cnn-n0-lgl_r4~grouping-balanced"
+    _index(res, SENSITIVITY_STUDY, [_record(res, SENSITIVITY_STUDY, cell, "lgl_r4", s, 0.4) for s in range(3)])
+    t = sensitivity_table(params(), "lgl", load_claims(), res).set_index("reading")
+    assert t.loc["paper", "verdict (default)"] == "L6: holds"
+    assert t.loc["balanced", "verdict (this reading)"] == "L6: does not hold"
+    assert t.loc["balanced", "verdict changes"] == "L6"
+    monkeypatch.setattr(PAPERS["lgl"], "claim_scalars", None)   # no hook: not re-evaluated
+    t = sensitivity_table(params(), "lgl", load_claims(), res).set_index("reading")
+    assert t.loc["balanced", "verdict (this reading)"].startswith("L6: not re-evaluated")

@@ -5,11 +5,13 @@ runs; this module reads them).
 One row per (switch, reading): its value, the cell's mean and 95% t-interval over seeds, the
 difference to the default reading with its 95% interval (Welch; paired t when both readings are
 measured on the same runs, as MaskT's), and each named claim's verdict with the default's runs
-and with this reading's runs put in the default cell's place. Claims decided by a scalar of a
-study-wide analysis (a file) are not re-evaluated per reading; the row says so.
+and with this reading's runs put in the default cell's place (the paper's `claim_scalars`
+re-derives the study-level scalar files a claim reads; a paper without it, and test-time readings,
+leave those claims "not re-evaluated").
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import Params
-from ..io import read_json
-from ..results import load_runs
+from ..io import read_json, write_json
+from ..registry import PAPERS
+from ..results import load_index, load_runs
 from ..sensitivity import SENSITIVITY_STUDY, Planned, enabled_papers, plan
 from ..stats import NOT_RUN, diff_interval, mean_ci, paired_interval
 from .claims import evaluate_claims
@@ -59,19 +62,46 @@ def reading_values(p: Planned, runs: pd.DataFrame, root: Path) -> pd.DataFrame:
     return rows[rows["value"].notna()]
 
 
-def _claim_verdicts(claims: list[dict[str, Any]], paper: str, runs: pd.DataFrame, root: Path) -> dict[str, str]:
-    cell_claims = [c for c in claims if all(r["type"] != "scalar" for r in (c.get("rules") or [c["rule"]]))]
-    if not cell_claims or runs.empty:
+def _has_scalar(claim: dict[str, Any]) -> bool:
+    return any(r["type"] == "scalar" for r in (claim.get("rules") or [claim["rule"]]))
+
+
+def _index_runs(results_root: str | Path, study: str) -> list[dict[str, Any]]:
+    """A study's index entries with absolute run directories (to be re-read from another tree)."""
+    base = Path(results_root).resolve().parent
+    out = []
+    for e in load_index(results_root, study)["runs"]:
+        d = Path(e["run_dir"])
+        d = d if d.is_absolute() else d.resolve() if d.exists() else base / d
+        out.append({**e, "run_dir": str(d)})
+    return out
+
+
+def _verdicts(claims: list[dict[str, Any]], params: Params, paper: str,
+              index_runs: list[dict[str, Any]]) -> dict[str, str]:
+    """Each claim's verdict on a results tree whose `paper` study holds `index_runs`; the scalar
+    files its rules read are re-derived there by the paper's `claim_scalars` (a claim with a
+    scalar rule is left out when the paper has none)."""
+    hook = PAPERS[paper].claim_scalars
+    usable = [c for c in claims if hook is not None or not _has_scalar(c)]
+    if not usable or not index_runs:
         return {}
-    v = evaluate_claims(cell_claims, {paper: runs}, root)
+    with tempfile.TemporaryDirectory() as tmp:
+        res = Path(tmp) / "results"
+        write_json(res / paper / "index.json", {"study": paper, "runs": index_runs})
+        if hook is not None and any(_has_scalar(c) for c in usable):
+            for stem, content in hook(str(res), params).items():
+                write_json(res / paper / f"{stem}.json", content)
+        v = evaluate_claims(usable, {paper: load_runs(res, paper)}, tmp)
     return dict(zip(v["id"], v["verdict"]))
 
 
-def _substituted(paper_runs: pd.DataFrame, default_cell: str, reading_rows: pd.DataFrame) -> pd.DataFrame:
-    """The paper's runs with the default cell's runs replaced by a reading's (renamed to it)."""
-    base = paper_runs[paper_runs["cell"] != default_cell]
-    sub = reading_rows.drop(columns=["value"]).assign(cell=default_cell, study=paper_runs["study"].iloc[0])
-    return pd.concat([base, sub], ignore_index=True)
+def _substituted(index_runs: list[dict[str, Any]], p: Planned,
+                 reading_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The paper's index with the default cell's runs replaced by the reading's (renamed to the
+    default cell and method, so every claim's selectors find them there)."""
+    return [e for e in index_runs if e["cell"] != p.default_cell] + \
+        [{**e, "cell": p.default_cell, "method": p.reading.method} for e in reading_runs if e["cell"] == p.cell]
 
 
 def sensitivity_table(params: Params, paper: str, claims: list[dict[str, Any]],
@@ -83,6 +113,8 @@ def sensitivity_table(params: Params, paper: str, claims: list[dict[str, Any]],
     studies = {paper: load_runs(results_root, paper),
                SENSITIVITY_STUDY: load_runs(results_root, SENSITIVITY_STUDY)}
     paper_claims = {c["id"]: c for c in claims if c["paper"] == paper}
+    index = {paper: _index_runs(results_root, paper), SENSITIVITY_STUDY: _index_runs(results_root, SENSITIVITY_STUDY)}
+    base_verdicts = _verdicts(list(paper_claims.values()), params, paper, index[paper])
     defaults: dict[tuple[str, str], tuple[Planned, pd.DataFrame]] = {}
     for p in planned:
         if p.is_default:
@@ -91,7 +123,6 @@ def sensitivity_table(params: Params, paper: str, claims: list[dict[str, Any]],
     for p in planned:
         r = p.reading
         named = [paper_claims[c] for c in r.claims if c in paper_claims]
-        cell_ids = [c["id"] for c in named if all(x["type"] != "scalar" for x in (c.get("rules") or [c["rule"]]))]
         row = {"switch": r.switch, "kind": r.kind, "reading": p.label, "value": str(p.value),
                "default": "yes" if p.is_default else "", "cell": p.cell or p.default_cell,
                "metric": r.measured or r.metric, "claims": ", ".join(r.claims), "source": r.source,
@@ -116,19 +147,21 @@ def sensitivity_table(params: Params, paper: str, claims: list[dict[str, Any]],
             dd, dlo, dhi = paired_interval(both["value"], both["value_default"])
         else:
             dd, dlo, dhi = diff_interval(vals["value"], dvals["value"])
-        base_v = _claim_verdicts(named, paper, studies[paper], root)
-        if r.measured or p.is_default:
+        base_v = {c: base_verdicts[c] for c in r.claims if c in base_verdicts}
+        if r.measured:  # a test-time reading of the same runs: the claims' inputs do not change
+            new_v = {}
+        elif p.is_default:
             new_v = base_v
         else:
-            new_v = _claim_verdicts(named, paper, _substituted(studies[paper], p.default_cell, vals), root)
-        fmt = [f"{c}: {base_v[c]}" if c in base_v else f"{c}: {NOT_REEVALUATED}" for c in r.claims]
-        fmt_new = [f"{c}: {new_v[c]}" if (c in new_v and not r.measured) else f"{c}: {NOT_REEVALUATED}"
-                   for c in r.claims]
-        changed = [c for c in cell_ids if not r.measured and base_v.get(c) != new_v.get(c)]
+            new_v = _verdicts(named, params, paper, _substituted(index[paper], p, index[p.study]))
+        fmt = [f"{c}: {base_v.get(c, NOT_REEVALUATED)}" for c in r.claims]
+        fmt_new = [f"{c}: {new_v.get(c, NOT_REEVALUATED)}" for c in r.claims]
+        compared = [c for c in r.claims if c in base_v and c in new_v]
+        changed = [c for c in compared if base_v[c] != new_v[c]]
         rows.append({**row, "n": len(vals), "mean": m, "95% CI": fmt_ci(lo, hi), "diff vs default": dd,
                      "diff 95% CI": "" if p.is_default else fmt_ci(dlo, dhi),
                      "verdict (default)": "; ".join(fmt), "verdict (this reading)": "; ".join(fmt_new),
-                     "verdict changes": ", ".join(changed) if changed else ("no" if cell_ids and not r.measured else "")})
+                     "verdict changes": ", ".join(changed) if changed else ("no" if compared else "")})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -24,4 +24,5 @@ PAPER = register_paper(Paper(
     sections={"llbsgd": validate},
     headline_cells={"sgd": {"method": "opt_sgd"}, "llbsgd_reconstruction": {"method": "opt_llbsgd"},
                     "adam": {"method": "opt_adam"}},
+    claim_scalars=deferred(f"{__name__}.analysis", "claim_scalars"),
     write_tables=deferred(f"{__name__}.report", "write_tables")))
