@@ -146,9 +146,10 @@ def test_adding_a_reading_is_one_entry(fake_paper_yaml):
 
 
 def _record(root: Path, study: str, cell: str, method: str, seed: int, acc: float, model: str = "small_cnn",
-            summary: dict | None = None) -> dict:
+            summary: dict | None = None, status: str = "ok") -> dict:
     run_dir = root / study / cell / f"seed{seed}"
-    write_json(run_dir / "metrics.json", {"status": "ok", "reported": {"test_acc": acc, "val_acc": acc},
+    write_json(run_dir / "metrics.json", {"status": status, "diverged_epoch": 0 if status == "diverged" else None,
+                                          "reported": {"test_acc": acc, "val_acc": acc},
                                           "method_summary": summary or {}, "final": {"train_loss": 1 - acc}})
     return {"cell": cell, "seed": seed, "dataset": "digits", "noise": 0.0, "method": method,
             "model": model, "tag": "", "run_dir": str(run_dir), "config_hash": "h"}
@@ -187,6 +188,11 @@ def test_an_unrun_reading_is_not_run_and_a_measured_reading_is_paired(fake_paper
     _index(res, SENSITIVITY_STUDY, [])
     t = sensitivity_table(params(), "lgl", load_claims(), res).set_index("reading")
     assert t.loc["balanced", "n"] == 0 and t.loc["balanced", "verdict (this reading)"] == "not run"
+    cell = "digits-small_cnn-n0-lgl_r4~grouping-balanced"  # a reading whose runs all diverge says so
+    _index(res, SENSITIVITY_STUDY, [_record(res, SENSITIVITY_STUDY, cell, "lgl_r4", s, 0.1, status="diverged")
+                                    for s in range(3)])
+    t = sensitivity_table(params(), "lgl", load_claims(), res).set_index("reading")
+    assert t.loc["balanced", "status"] == "run; 3 of 3 runs diverged (3), first diverged at epoch 0"
     # MaskT: every reading measured on the default runs, differences paired by seed
     alt = [_record(res, "alternation", "digits-allcnn_small_c-n0-i_alt", "i_alt", s, 0.9, "allcnn_small_c",
                    {"maskt": {"standard": 0.9, "snapshot": 0.9 + 0.01 * s, "nearest": 0.8 + 0.01 * s, "batch": 0.3,
@@ -234,3 +240,16 @@ def test_a_scalar_claim_is_re_derived_with_the_readings_runs_by_the_papers_hook(
     monkeypatch.setattr(PAPERS["lgl"], "claim_scalars", None)   # no hook: not re-evaluated
     t = sensitivity_table(params(), "lgl", load_claims(), res).set_index("reading")
     assert t.loc["balanced", "verdict (this reading)"].startswith("L6: not re-evaluated")
+
+
+def test_more_seeds_for_the_readings_each_draw_their_own_noise():
+    from trainrepro.config import expand_study
+
+    raw = copy.deepcopy(RAW)
+    raw["profiles"]["sensitivity"]["sensitivity"]["seeds"] = [0, 1, 2, 3, 4]
+    p = params(raw=raw)
+    runs = [r for r in sensitivity_runs(p, "mentornet") if r.cell.endswith("~ema_decay-code")]
+    assert [r.seed for r in runs] == [0, 1, 2, 3, 4]
+    assert len({r.noise for r in runs}) == 5
+    default = {r.seed: r.noise for r in expand_study(p, "mentornet") if r.cell == "digits-small_cnn-n0.4-mentornet_dd"}
+    assert all(r.noise == default[r.seed] for r in runs if r.seed in default)  # same draw as the default cell

@@ -38,6 +38,7 @@ from .config import (
     Params,
     RunSpec,
     expand_study,
+    run_noise_seed,
     validate_resolved,
     validate_train,
 )
@@ -222,8 +223,12 @@ def plan(params: Params, papers: list[str] | None = None) -> list[Planned]:
             cell_runs = [s for s in study if s.method == r.method and _matches(s, r.where)]
             first = cell_runs[0].cell if cell_runs else ""
             cell_runs = [s for s in cell_runs if s.cell == first]
-            if seeds and cell_runs:
-                cell_runs = [replace(cell_runs[0], seed=int(s)) for s in seeds]
+            if seeds and cell_runs:  # each seed with its own noise draw, as expand_study gives it
+                noise = params.raw["noise"]
+                kind, rate = cell_runs[0].noise[:2]
+                cell_runs = [replace(cell_runs[0], seed=int(s), noise=(kind, rate, run_noise_seed(
+                    int(noise.get("seed", 0)), int(s), rate, bool(noise.get("per_seed", True)))))
+                    for s in seeds]
             for label, value in r.values.items():
                 out.append(_plan_one(r, label, value, cell_runs, study, f"{where}.values.{label}"))
     return out

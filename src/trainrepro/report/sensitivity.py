@@ -92,7 +92,7 @@ def _verdicts(claims: list[dict[str, Any]], params: Params, paper: str,
         if hook is not None and any(_has_scalar(c) for c in usable):
             for stem, content in hook(str(res), params).items():
                 write_json(res / paper / f"{stem}.json", content)
-        v = evaluate_claims(usable, {paper: load_runs(res, paper)}, tmp)
+        v = evaluate_claims(usable, {paper: load_runs(res, paper)}, tmp, scale=params.scale)
     return dict(zip(v["id"], v["verdict"]))
 
 
@@ -132,6 +132,14 @@ def sensitivity_table(params: Params, paper: str, claims: list[dict[str, Any]],
         study = studies.get(p.study, pd.DataFrame())
         vals = reading_values(p, study, root) if p.cell and not study.empty else pd.DataFrame()
         d = defaults.get((r.switch, r.method))
+        if p.cell and not study.empty:
+            mine = study[study["cell"] == p.cell]
+            bad = mine[mine["status"] != "ok"]
+            if len(bad):
+                row["status"] += (f"; {len(bad)} of {len(mine)} runs " + ", ".join(
+                    f"{k} ({n})" for k, n in bad["status"].value_counts().items())
+                    + (f", first diverged at epoch {int(bad['diverged_epoch'].min())}"
+                       if bad["diverged_epoch"].notna().any() else ""))
         if vals.empty or d is None:
             rows.append({**row, "n": 0, "mean": np.nan, "95% CI": "—", "diff vs default": np.nan,
                          "diff 95% CI": "—", "verdict (default)": "", "verdict (this reading)": NOT_RUN,

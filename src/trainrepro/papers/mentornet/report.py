@@ -23,7 +23,8 @@ from ...methods import METHODS
 from ...report.display import readable
 from ...report.figures import plt, save_fig
 from ...report.tables import write_table
-from ...results import load_histories, load_runs, mean_ci, summarise
+from ...results import load_histories, load_runs, summarise
+from ...stats import diff_interval_summary, direction, mean_ci, reproduced_summary
 from .net import load_mentor
 from .surface import robust_objective
 
@@ -109,20 +110,14 @@ def _fmt(m: float, s: float) -> str:
 
 def _direction_verdict(ours: pd.Series | None, base: pd.Series | None, paper: float,
                        paper_base: float) -> str:
-    """Does our method move against FullModel the way the paper's does (sign, 95% CI)?"""
+    """Does our method move against FullModel the way the paper's does (Welch 95% t-interval of
+    the difference, from the two cells' summaries; stats.direction)?"""
     if ours is None or base is None or ours["n"] < 2 or base["n"] < 2 or math.isnan(paper) \
             or math.isnan(paper_base):
         return "n/a"
-    d = ours["mean"] - base["mean"]
-    half = 1.96 * math.sqrt(ours["std"] ** 2 / ours["n"] + base["std"] ** 2 / base["n"])
-    pd_ = paper - paper_base
-    if abs(pd_) < 1e-9:
-        return "paper: tie"
-    if (d - half > 0 and pd_ > 0) or (d + half < 0 and pd_ < 0):
-        return "same direction"
-    if (d - half > 0 and pd_ < 0) or (d + half < 0 and pd_ > 0):
-        return "opposite direction"
-    return "inconclusive"
+    _, lo, hi = diff_interval_summary(ours["mean"], ours["std"], int(ours["n"]),
+                                      base["mean"], base["std"], int(base["n"]))
+    return direction(lo, hi, paper - paper_base)
 
 
 def table2_long(runs: pd.DataFrame) -> pd.DataFrame:
@@ -143,9 +138,8 @@ def table2_long(runs: pd.DataFrame) -> pd.DataFrame:
                     pb = _lookup(paper, dataset=pds, model=pmodel, noise=noise, method="fullmodel")
                     rv = _lookup(readme, dataset=pds, model=pmodel, noise=noise, method=method)
                     diff = c["mean"] - pv
-                    if own and c["n"]:
-                        inside = not math.isnan(c["ci_low"]) and c["ci_low"] - TOL <= pv <= c["ci_high"] + TOL
-                        absolute = "reproduced" if (abs(diff) <= TOL or inside) else "not reproduced"
+                    if own:  # equivalence test at TOL (stats.reproduced)
+                        absolute = reproduced_summary(c["mean"], c["std"], int(c["n"]), pv, TOL)[0]
                     else:
                         absolute = "not comparable (other data)"
                     rows.append({
@@ -198,8 +192,8 @@ def table3(runs: pd.DataFrame) -> pd.DataFrame:
                          "n": int(c["n"]) if c is not None else 0,
                          "diff": (c["mean"] - pv) if c is not None else float("nan"),
                          "verdict": ("not comparable (other data)" if not own else
-                                     "reproduced" if c is not None and abs(c["mean"] - pv) <= TOL else
-                                     "not reproduced") if c is not None else "cited, not run"})
+                                     reproduced_summary(c["mean"], c["std"], int(c["n"]), pv, TOL)[0])
+                         if c is not None else "cited, not run"})
     return pd.DataFrame(rows)
 
 
