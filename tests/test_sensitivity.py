@@ -130,6 +130,9 @@ GOOD = {"switch": "grouping", "kind": "text", "method": "lgl_r4", "param": "meth
     ({"values": {"paper": "ceil", False: "balanced"}}, r"reading label False is not a name"),
     ({"values": {"paper": "ceil"}}, r"values: expected a mapping of at least two readings"),
     ({"colour": 1}, r"readings\[0\]\.colour: unknown key"),
+    ({"claims": ["L99"]}, r"readings\[0\]\.claims: unknown claim 'L99' of lgl"),
+    ({"where": {"noize": 0.4}}, r"readings\[0\]\.where\.noize: unknown key; allowed: dataset, model, noise, tag"),
+    ({"switch": "group ing"}, r"readings\[0\]\.switch: 'group ing' is not a name"),
     ({"param": "train.optimizer_args.kernal"}, r"optimizer_args\.kernal: unknown argument"),
 ])
 def test_bad_reading_entries_are_refused_naming_the_entry(fake_paper_yaml, edit, pattern):

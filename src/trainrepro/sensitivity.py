@@ -51,7 +51,7 @@ KINDS = ("code", "text", "ours")
 ENTRY_KEYS = {"switch", "kind", "method", "where", "param", "values", "claims", "source", "metric",
               "measured", "needs"}
 REQUIRED = ("switch", "kind", "method", "param", "values", "source")
-CELL_METRICS = ("test_acc", "val_acc", "test_loss")
+WHERE_KEYS = ("dataset", "model", "noise", "tag")
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,15 @@ class Planned:
         return self.status == "default"
 
 
+def _is_name(x: Any) -> bool:
+    return isinstance(x, str) and x.replace("_", "").isalnum()
+
+
 def load_readings(paper: str) -> list[Reading]:
     """The `readings:` of a registered paper's paper.yaml, checked (ConfigError names the entry)."""
     p = PAPERS.get_checked(paper, "paper")
     entries = (yaml.safe_load(p.reported_path.read_text()) or {}).get("readings") or []
+    claim_ids = {c["id"] for c in (yaml.safe_load(p.claims_path.read_text()) or {}).get("claims") or []}
     out = []
     for i, e in enumerate(entries):
         where = f"{p.reported_path.name} of {paper}: readings[{i}]"
@@ -123,10 +128,19 @@ def load_readings(paper: str) -> list[Reading]:
             raise ConfigError(f"{where}.kind: {e['kind']!r} is not allowed; allowed: {', '.join(KINDS)}")
         if not isinstance(e["values"], dict) or len(e["values"]) < 2:
             raise ConfigError(f"{where}.values: expected a mapping of at least two readings (label: value)")
-        bad = [k for k in e["values"] if not isinstance(k, str) or not k.replace("_", "").isalnum()]
+        bad = [k for k in e["values"] if not _is_name(k)]
         if bad:  # YAML reads off / no / yes as booleans: labels name cells, so they must be names
             raise ConfigError(f"{where}.values: reading label {bad[0]!r} is not a name of letters, "
                               "digits and '_' (quote it, or avoid off / on / yes / no)")
+        if not _is_name(e["switch"]):
+            raise ConfigError(f"{where}.switch: {e['switch']!r} is not a name of letters, digits and '_'")
+        for k in e.get("where") or {}:
+            if k not in WHERE_KEYS:
+                raise ConfigError(f"{where}.where.{k}: unknown key; allowed: {', '.join(WHERE_KEYS)}")
+        for c in e.get("claims") or []:
+            if c not in claim_ids:
+                raise ConfigError(f"{where}.claims: unknown claim {c!r} of {paper}; allowed: "
+                                  f"{', '.join(sorted(claim_ids))}")
         r = Reading(paper=paper, switch=str(e["switch"]), kind=e["kind"], method=str(e["method"]),
                     param=str(e["param"]), values=dict(e["values"]), source=str(e["source"]),
                     where=dict(e.get("where") or {}), claims=tuple(e.get("claims") or ()),
