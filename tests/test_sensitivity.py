@@ -212,6 +212,8 @@ def test_an_unrun_reading_is_not_run_and_a_measured_reading_is_paired(fake_paper
 
 def test_outside_the_sensitivity_profile_runs_are_not_run_but_reused_cells_still_show(tmp_path):
     res = tmp_path / "results"
+    stale = "digits-allcnn_small_c-n0-i_alt~mask_rule-eq38"  # a sensitivity run left in the tree
+    _index(res, SENSITIVITY_STUDY, [_record(res, SENSITIVITY_STUDY, stale, "i_alt", 0, 0.5, "allcnn_small_c")])
     _index(res, "alternation", [_record(res, "alternation", f"digits-allcnn_small_c-n0-{m}", m, s, acc,
                                         "allcnn_small_c")
                                 for m, acc in (("b_alt", 0.80), ("b_alt_gate", 0.90)) for s in range(3)])
@@ -220,6 +222,7 @@ def test_outside_the_sensitivity_profile_runs_are_not_run_but_reused_cells_still
     assert gate["status"] == "reuses b_alt_gate" and gate["n"] == 3
     assert gate["diff vs default"] == pytest.approx(0.10)
     assert t.loc[("mask_rule", "eq38"), "status"] == "not run in profile 'quick' (run profile `sensitivity`)"
+    assert t.loc[("mask_rule", "eq38"), "n"] == 0
 
 
 def test_a_scalar_claim_is_re_derived_with_the_readings_runs_by_the_papers_hook(fake_paper_yaml, tmp_path,

@@ -129,7 +129,8 @@ def sensitivity_table(params: Params, paper: str, claims: list[dict[str, Any]],
                "status": p.status}
         if not enabled and p.status == "run":
             row["status"] = f"not run in profile {params.profile_name!r} (run profile `sensitivity`)"
-        study = studies.get(p.study, pd.DataFrame())
+        # outside the sensitivity profile its runs are not this profile's (even if a tree has them)
+        study = studies.get(p.study, pd.DataFrame()) if enabled or p.study != SENSITIVITY_STUDY else pd.DataFrame()
         vals = reading_values(p, study, root) if p.cell and not study.empty else pd.DataFrame()
         d = defaults.get((r.switch, r.method))
         if p.cell and not study.empty:
