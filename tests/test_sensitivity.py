@@ -231,7 +231,10 @@ def test_a_scalar_claim_is_re_derived_with_the_readings_runs_by_the_papers_hook(
 
     def hook(results_root, params):  # a stand-in analysis: the scalar is lgl_r4's mean accuracy
         runs = load_runs(results_root, "lgl")
-        return {"entropy": {"similar_classes_ranked_low": float(runs[runs["method"] == "lgl_r4"]["test_acc"].mean())}}
+        return {"entropy": {"score": float(runs[runs["method"] == "lgl_r4"]["test_acc"].mean())}}
+
+    claims = [{"id": "L6", "paper": "lgl", "statement": "a scalar claim", "source": "",
+               "rule": {"type": "scalar", "file": "results/lgl/entropy.json", "key": "score", "op": ">", "value": 0.5}}]
 
     monkeypatch.setattr(PAPERS["lgl"], "claim_scalars", hook)
     fake_paper_yaml([{**GOOD, "claims": ["L6"]}])
@@ -239,12 +242,12 @@ def test_a_scalar_claim_is_re_derived_with_the_readings_runs_by_the_papers_hook(
     _index(res, "lgl", [_record(res, "lgl", "digits-small_cnn-n0-lgl_r4", "lgl_r4", s, 0.9) for s in range(3)])
     cell = "digits-small_cnn-n0-lgl_r4~grouping-balanced"
     _index(res, SENSITIVITY_STUDY, [_record(res, SENSITIVITY_STUDY, cell, "lgl_r4", s, 0.4) for s in range(3)])
-    t = sensitivity_table(params(), "lgl", load_claims(), res).set_index("reading")
+    t = sensitivity_table(params(), "lgl", claims, res).set_index("reading")
     assert t.loc["paper", "verdict (default)"] == "L6: holds"
     assert t.loc["balanced", "verdict (this reading)"] == "L6: does not hold"
     assert t.loc["balanced", "verdict changes"] == "L6"
     monkeypatch.setattr(PAPERS["lgl"], "claim_scalars", None)   # no hook: not re-evaluated
-    t = sensitivity_table(params(), "lgl", load_claims(), res).set_index("reading")
+    t = sensitivity_table(params(), "lgl", claims, res).set_index("reading")
     assert t.loc["balanced", "verdict (this reading)"].startswith("L6: not re-evaluated")
 
 

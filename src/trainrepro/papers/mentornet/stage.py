@@ -81,9 +81,8 @@ def plan(params: Params) -> dict[str, Any]:
                 dd[name] = {"dataset": source, "model": src.model, "rate": rate, "record": rec}
                 pilots[rec.cell] = rec
         elif spec.method_family == "forgetting" and float(spec.method_params.get("dropout", -1)) < 0:
-            grid = spec.method_params.get("grid", [0.1, 0.3, 0.5, 0.7])
             forgetting[spec.cell] = []
-            for g in grid:
+            for g in forgetting_rates(ms["forgetting"]["keep_grid"]):
                 cell = f"forgetting-{spec.cell}-d{g:g}"
                 pilots[cell] = replace(spec, study=PILOT_STUDY, cell=cell,
                                        method_params={**spec.method_params, "dropout": float(g)},
@@ -91,6 +90,11 @@ def plan(params: Params) -> dict[str, Any]:
                 forgetting[spec.cell].append((float(g), cell))
     return {"study": study, "settings": ms, "assignments": assignments, "dd": dd, "pd": need_pd,
             "pilots": list(pilots.values()), "forgetting": forgetting}
+
+
+def forgetting_rates(keep_grid: list[float]) -> list[float]:
+    """Dropout rates of the Forgetting pilots: 1 - each keep probability, smallest rate first."""
+    return sorted({round(1.0 - float(k), 6) for k in keep_grid})
 
 
 def _spade_defaults() -> dict[str, Any]:
@@ -177,7 +181,7 @@ def run(params: Params, prepared_root: str = "data/prepared", results_root: str 
             rec = read_json(out / PILOT_STUDY / pilot / f"seed{int(ms['forgetting']['selection_seed'])}" / "metrics.json")
             scores.append((rec.get("reported", {}).get("val_acc", float("-inf")), -g, g))
         best = max(scores)
-        selection[cell] = {"dropout": best[2], "val_acc": best[0],
+        selection[cell] = {"dropout": best[2], "keep_prob": round(1.0 - best[2], 6), "val_acc": best[0],
                            "grid": {f"{g:g}": s for s, _, g in scores},
                            "seed": int(ms["forgetting"]["selection_seed"])}
     write_json(out / "forgetting_selection.json", selection)
