@@ -1,4 +1,5 @@
-"""Stage `train_<study>`: run every cell x seed of one study of the active profile.
+"""Stage `train_<study>`: run every cell x seed of one study of the active profile (study
+`sensitivity`: every paper's switches under each reading, trainrepro.sensitivity).
 
 Reads: params.yaml, data/prepared/, results/mentors/ (MentorNet runs). Writes:
 results/<study>/<cell>/seed<k>/{metrics.json, history.csv} and results/<study>/index.json.
@@ -10,6 +11,7 @@ from trainrepro.cli import guarded
 from trainrepro.config import expand_study, load_params
 from trainrepro.papers import load_all
 from trainrepro.runner import run_study
+from trainrepro.sensitivity import SENSITIVITY_STUDY, sensitivity_runs
 
 load_all()  # every paper registers its methods, params sections and report writers
 
@@ -23,7 +25,10 @@ def main() -> None:
     ap.add_argument("--results", default="results")
     args = ap.parse_args()
     params = load_params(args.params)
-    runs = expand_study(params, args.study) if args.study in params.studies() else []
+    if args.study == SENSITIVITY_STUDY:  # an empty index where the profile runs no readings
+        runs = sensitivity_runs(params)
+    else:
+        runs = expand_study(params, args.study) if args.study in params.studies() else []
     summaries = run_study(params, args.study, args.prepared, args.results, runs=runs)
     print(f"{args.study}: {len(runs)} runs, {len(summaries)} trained now, "
           f"{len(runs) - len(summaries)} up to date")

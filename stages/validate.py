@@ -4,7 +4,7 @@ Reads: params.yaml (all of it), the code's registries. Writes: data/params-valid
 text every other stage depends on (its content never changes, so a valid edit re-runs only
 the stages whose own params changed). A mistake (unknown or misspelled key at any level, a
 wrong type, an out-of-range value, an unknown name in a study list, a profile that references
-an undefined entry) exits 2 with one line naming the key path and the allowed values, and DVC
+an undefined entry, a paper.yaml `readings:` entry that does not fit) exits 2 with one line naming the key path and the allowed values, and DVC
 stops before any stage deletes its outputs."""
 import argparse
 from pathlib import Path
@@ -13,6 +13,8 @@ from trainrepro.cli import guarded
 from trainrepro.config import load_params
 from trainrepro.io import atomic_write_text
 from trainrepro.papers import load_all
+from trainrepro.registry import PAPERS
+from trainrepro.sensitivity import plan
 
 load_all()  # every paper registers its methods, params sections and report writers
 
@@ -24,7 +26,8 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--out", default="data/params-valid.txt")
     args = ap.parse_args()
-    load_params(args.params)
+    params = load_params(args.params)
+    plan(params, list(PAPERS))  # every paper's `readings:` (paper.yaml), against the active profile
     out = Path(args.out)
     if not out.exists() or out.read_text() != STAMP:
         atomic_write_text(out, STAMP)

@@ -212,7 +212,9 @@ def validate(raw: dict[str, Any]) -> None:
 
 
 def validate_profile(where: str, prof: dict[str, Any], raw: dict[str, Any]) -> None:
-    _check_keys(where, prof, ["scale", "label", "train", "studies"])
+    _check_keys(where, prof, ["scale", "label", "train", "studies", "sensitivity"])
+    if "sensitivity" in prof:
+        validate_sensitivity(f"{where}.sensitivity", prof["sensitivity"])
     if "train" in prof:
         validate_train(f"{where}.train", prof["train"])
     for study, blocks in prof.get("studies", {}).items():
@@ -247,6 +249,16 @@ def validate_profile(where: str, prof: dict[str, Any], raw: dict[str, Any]) -> N
                 train = resolved_train(raw, prof, b, m)
                 for model in b.get("models", [train["model"]]):
                     validate_resolved(f"{bw} (method {m}, model {model})", {**train, "model": model})
+
+
+def validate_sensitivity(where: str, value: Any) -> None:
+    """A profile's `sensitivity:` (reading sensitivity, sensitivity.py): {papers: [registered
+    paper names], seeds: [ints >= 0] (optional; default: each varied cell's own seeds)}."""
+    _check_keys(where, value, ["papers", "seeds"])
+    for p in value.get("papers") or []:
+        PAPERS.get_checked(p, f"{where}.papers")
+    for s in value.get("seeds") or []:
+        _check(f"{where}.seeds", s, 0, (0, None))
 
 
 def resolved_train(raw: dict[str, Any], prof: dict[str, Any], block: dict[str, Any],

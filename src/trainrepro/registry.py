@@ -81,6 +81,10 @@ def check_value(key: str, value: Any, default: Any, rng: tuple | None = None,
 SectionValidator = Callable[[Any, dict[str, Any]], None]
 # A paper's own tables: write_tables(results_root, tables_dir) (called by the aggregate stage).
 TableWriter = Callable[[str, Path], None]
+# The study-level scalars a paper's claims read, from a results tree: claim_scalars(results_root,
+# params) -> {file stem: content} of results/<paper>/<stem>.json (reading sensitivity re-derives
+# them with a reading's runs in the default cell's place).
+ClaimScalars = Callable[[str, Any], dict[str, dict[str, Any]]]
 
 
 @dataclass
@@ -96,6 +100,8 @@ class Paper:
               accuracies `dvc exp show` shows for the paper (the first matching cell counts)
     headline  headline(results_root) -> {label: number}: headline numbers the paper computes
               itself (e.g. from a cell selected on validation); replaces headline_cells
+    claim_scalars  the study-level scalar files its claims read, recomputed from a results tree
+              (None: those claims are not re-evaluated per reading)
     """
 
     name: str
@@ -105,6 +111,7 @@ class Paper:
     write_tables: TableWriter | None = None
     headline_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
     headline: Callable[[str], dict[str, Any]] | None = None
+    claim_scalars: ClaimScalars | None = None
 
     @property
     def reported_path(self) -> Path:

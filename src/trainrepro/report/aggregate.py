@@ -28,6 +28,7 @@ from .reference import (
     scales_for,
     scales_record,
 )
+from .sensitivity import write_sensitivity_tables
 from .tables import cells_table, paper_comparison, write_table
 
 
@@ -142,6 +143,7 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
     write_table(merge_verdicts(by_scale), tables / "claims_by_scale", "Claims: one verdict per scale")
     write_json(tables / "scales.json", scales_record(scales))
     atomic_write_text(outp / "claims.md", claims_markdown(by_scale, params))
+    write_sensitivity_tables(params, results_root, tables, claims, list(PAPERS))  # item 20
     metrics["claims"] = verdict_counts(verdicts)
     for paper in PAPERS.values():
         metrics[paper.name] = paper_headline(paper, verdicts[verdicts["paper"] == paper.name],

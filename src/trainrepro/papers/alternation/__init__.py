@@ -22,4 +22,5 @@ PAPER = register_paper(Paper(
     package=Path(__file__).resolve().parent,
     headline_cells={"sgd": {"method": "sgd"}, "i_alt": {"method": "i_alt"},
                     "b_alt_gate": {"method": "b_alt_gate"}},
+    claim_scalars=deferred(f"{__name__}.study", "claim_scalars"),
     write_tables=deferred(f"{__name__}.report", "write_tables")))  # Tables 2, 7, 8 in its layout

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ...io import read_json
 from ...report.tables import fmt_mean_std
+from ...results import load_runs
 from ...stats import mean_ci
 from .alternation import MASKT_READINGS
 
@@ -176,3 +177,9 @@ def scalars(runs: pd.DataFrame) -> dict[str, Any]:
         out["maskt_reading"] = reading
         out["maskt_drop"] = float((mt["maskt_standard"] - mt[f"maskt_{reading}"]).mean())
     return out
+
+
+def claim_scalars(results_root: str | Path, params: Any) -> dict[str, dict[str, Any]]:
+    """results/alternation/scalars.json (claims A4, A5, A9, A11) from a results tree
+    (registry.Paper.claim_scalars: reading sensitivity)."""
+    return {"scalars": scalars(load_runs(results_root, "alternation"))}

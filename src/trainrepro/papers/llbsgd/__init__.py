@@ -23,4 +23,5 @@ PAPER = register_paper(Paper(
     package=Path(__file__).resolve().parent,
     sections={"llbsgd": validate},
     headline=deferred(f"{__name__}.report", "headline"),
+    claim_scalars=deferred(f"{__name__}.analysis", "claim_scalars"),
     write_tables=deferred(f"{__name__}.report", "write_tables")))

@@ -20,6 +20,7 @@ from scipy import stats as sps
 
 from ...io import read_json
 from ...stats import bootstrap_ci, mean_ci
+from .params import settings
 
 T_INTERVAL = "95% t-interval over seeds of the per-seed ratio, paired by seed (stats.mean_ci)"
 BOOTSTRAP = ("95% percentile bootstrap over seeds (stats.bootstrap_ci, 2000 resamples): a resample "
@@ -329,3 +330,10 @@ def decay_curves(a0: float, k: float, t: Sequence[float]) -> dict[str, list[floa
     """The paper's Fig. 6 baselines: 1/t decay a0 / (1 + k t) and exponential a0 exp(-k t)."""
     tt = np.asarray(t, dtype=np.float64)
     return {"inverse_t": (a0 / (1 + k * tt)).tolist(), "exponential": (a0 * np.exp(-k * tt)).tolist()}
+
+
+def claim_scalars(results_root: str | Path, params: Any) -> dict[str, dict[str, Any]]:
+    """The files claims B1-B6 read (results/llbsgd/{convergence,robustness}.json) from a results
+    tree (registry.Paper.claim_scalars: reading sensitivity)."""
+    out = study_analysis(results_root, settings(params.raw, params.scale))
+    return {k: out[k] for k in ("convergence", "robustness")}

@@ -27,6 +27,7 @@ from ...config import Params, RunSpec, cell_name, expand_study
 from ...io import atomic_write_text, read_json, sha256_file, write_json
 from ...registry import ConfigError
 from ...runner import run_study
+from ...sensitivity import sensitivity_runs
 from .fit import fit_mentor, fit_pd_mentor
 from .net import build_mentor, save_mentor
 from .settings import mentor_settings
@@ -47,7 +48,8 @@ def plan(params: Params) -> dict[str, Any]:
     if study not in params.studies():
         return {"study": study, "settings": ms, "assignments": {}, "dd": {}, "pd": False,
                 "pilots": [], "forgetting": {}}
-    runs = expand_study(params, study)
+    # + the study's reading-sensitivity runs (study `sensitivity`), so that their cells get mentors too
+    runs = expand_study(params, study) + sensitivity_runs(params, study)
     assignments: dict[str, str] = {}
     dd: dict[str, dict[str, Any]] = {}
     forgetting: dict[str, list[tuple[float, str]]] = {}
