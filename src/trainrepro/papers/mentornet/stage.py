@@ -1,13 +1,16 @@
 """The `mentor` stage: everything the MentorNet study needs before training.
 
 1. Plan: from the active profile's MentorNet study, which mentors are needed (PD once; DD per
-   (source dataset, StudentNet, noise rate), the source being the run's own dataset or the
-   method's `transfer_from` for transfer) and which Forgetting cells need a dropout rate.
+   (source dataset, StudentNet, noise variant[, run seed]), the source being the run's own
+   dataset or the method's `transfer_from` for transfer) and which Forgetting cells need a
+   dropout rate.
 2. Pilot runs through the ordinary runner (cached by config hash, 2 processes on CPU):
-   DD burn-in StudentNets (`mentornet_record`, v = 1, features of the clean subset recorded)
+   DD burn-in StudentNets (`mentornet_record`, v = 1, features of the clean subset recorded
+   over the burn-in period, `mentor.dd.record_fraction` of the epochs)
    and Forgetting pilots (one run per grid value, selection seed, best validation accuracy).
-3. Fit MentorNet PD (Eq. 7 targets on a grid, MSE) and every DD mentor (BCE, v* = 1[clean]).
-4. Write results/mentors/: <mentor>.pt, assignments.json (cell -> mentor file + sha256),
+3. Fit MentorNet PD (Eq. 7 targets on a grid at every epoch %, MSE) and every DD mentor (BCE,
+   v* = 1[clean]); with `mentor.dd.per_seed` one DD mentor per run seed.
+4. Write results/mentors/: <mentor>.pt, assignments.json (run_dir -> mentor file + sha256),
    forgetting_selection.json, summary.json (fit statistics, the Proposition-1 metric, ...),
    surface_<mentor>.csv and curriculum_surface.png (Fig. 4).
 """
@@ -26,30 +29,38 @@ import torch
 from ...config import Params, RunSpec, cell_name, expand_study
 from ...io import atomic_write_text, read_json, sha256_file, write_json
 from ...registry import ConfigError
+from ...parallel import run_jobs
 from ...runner import run_study
 from .fit import fit_mentor, fit_pd_mentor
-from .net import build_mentor, save_mentor
+from .net import build_mentor, load_mentor, save_mentor
 from .settings import mentor_settings
 from .spade import MentorNetSPADE
-from .surface import nonincreasing_violations, plot_surfaces, surface, surface_grid
+from .surface import pd_surface_error, plot_surfaces, prop1_violations, surface, surface_grid
 
 PILOT_STUDY = "pilots"
 
 
-def dd_name(dataset: str, model: str, rate: float) -> str:
-    return f"dd-{dataset}-{model}-n{rate:g}"
+def dd_name(dataset: str, model: str, rate: float, seed: int | None = None) -> str:
+    """Mentor file stem: dd-<dataset>-<model>-n<rate>[-s<run seed>] (-s: one mentor per seed)."""
+    return f"dd-{dataset}-{model}-n{rate:g}" + ("" if seed is None else f"-s{seed}")
 
 
 def plan(params: Params) -> dict[str, Any]:
-    """Mentors to fit, pilot runs to train and the cell -> mentor assignments of the study."""
+    """Mentors to fit, pilot runs to train and the cell -> mentor assignments of the study.
+    With `mentor.dd.per_seed` a DD run of seed s gets the mentor learned from seed s's own noisy
+    labels (its full noise variant), by a burn-in StudentNet of training seed
+    `dd.burn_in_seed + s` and a fit of seed `fit.seed + s`. Assignments are keyed by the run's
+    run_dir (`<cell>/seed<s>`)."""
     ms = mentor_settings(params.raw)
     study = ms["study"]
     if study not in params.studies():
         return {"study": study, "settings": ms, "assignments": {}, "dd": {}, "pd": False,
                 "pilots": [], "forgetting": {}}
     runs = expand_study(params, study)
+    per_seed = bool(ms["dd"]["per_seed"])
     assignments: dict[str, str] = {}
     dd: dict[str, dict[str, Any]] = {}
+    keys: dict[tuple, str] = {}
     forgetting: dict[str, list[tuple[float, str]]] = {}
     pilots: dict[str, RunSpec] = {}
     need_pd = False
@@ -58,26 +69,39 @@ def plan(params: Params) -> dict[str, Any]:
             mp = {**_spade_defaults(), **spec.method_params}
             if mp["curriculum"] == "pd":
                 need_pd = True
-                assignments[spec.cell] = "pd"
+                assignments[spec.run_dir] = "pd"
                 continue
             source = mp["transfer_from"].get(spec.dataset, spec.dataset)
             if source not in params.raw["datasets"]:
                 raise ConfigError(f"methods.{spec.method}.transfer_from: unknown dataset {source!r}")
-            src = _source_spec(runs, source, spec.model)
+            rate = spec.noise[1]
+            src = _source_spec(runs, source, spec.model, rate, spec.seed if per_seed else None)
             if src is None:
                 raise ConfigError(f"methods.{spec.method}.transfer_from: {source!r} has no run in "
                                   f"study {study!r} to take its StudentNet recipe from")
-            rate = spec.noise[1]
-            name = dd_name(source, src.model, rate)
-            assignments[spec.cell] = name
-            if name not in dd:
-                rec = replace(src, study=PILOT_STUDY, cell=f"burnin-{cell_name(source, src.model, rate, 'record')}",
-                              noise=(src.noise[0], rate, src.noise[2]), method="mentornet_record",
-                              method_family="mentornet_record",
-                              method_params={"ema_decay": mp["ema_decay"], "percentile": mp["percentile"]},
-                              seed=int(ms["dd"]["burn_in_seed"]), train=copy.deepcopy(src.train))
-                dd[name] = {"dataset": source, "model": src.model, "rate": rate, "record": rec}
-                pilots[rec.cell] = rec
+            # the noisy labels the mentor learns from: the run's own (per seed) or the source's
+            noise = spec.noise if source == spec.dataset and per_seed else _noise_at(src, rate)
+            seed = spec.seed if per_seed else None
+            key = (source, src.model, noise, seed)
+            if key not in keys:
+                name = dd_name(source, src.model, rate, seed)
+                if name in dd:
+                    raise ConfigError(f"mentor: two DD mentors named {name!r} (noise variants "
+                                      f"{dd[name]['noise']} and {noise}); set mentor.dd.per_seed")
+                burn_seed = int(ms["dd"]["burn_in_seed"]) + (spec.seed if per_seed else 0)
+                rec = replace(src, study=PILOT_STUDY,
+                              cell=f"burnin-{cell_name(source, src.model, rate, 'record')}",
+                              noise=noise, method="mentornet_record", method_family="mentornet_record",
+                              method_params={"ema_decay": mp["ema_decay"], "percentile": mp["percentile"],
+                                             "record_fraction": ms["dd"]["record_fraction"]},
+                              seed=burn_seed, train=copy.deepcopy(src.train))
+                keys[key] = name
+                dd[name] = {"dataset": source, "model": src.model, "rate": rate, "noise": noise,
+                            "run_seed": seed, "burn_in_seed": burn_seed,
+                            "fit_seed": int(ms["fit"]["seed"]) + (spec.seed if per_seed else 0),
+                            "record": rec}
+                pilots[rec.run_dir] = rec
+            assignments[spec.run_dir] = keys[key]
         elif spec.method_family == "forgetting" and float(spec.method_params.get("dropout", -1)) < 0:
             grid = spec.method_params.get("grid", [0.1, 0.3, 0.5, 0.7])
             forgetting[spec.cell] = []
@@ -91,17 +115,59 @@ def plan(params: Params) -> dict[str, Any]:
             "pilots": list(pilots.values()), "forgetting": forgetting}
 
 
+def figure_mentors(mentors: dict[str, dict[str, Any]]) -> list[str]:
+    """The mentors a figure shows: PD and, of per-seed DD mentors, those of the lowest run seed
+    (one per dataset, StudentNet and noise rate)."""
+    seeds = [m.get("run_seed") for m in mentors.values() if m.get("run_seed") is not None]
+    first = min(seeds) if seeds else None
+    return sorted(n for n, m in mentors.items() if m.get("run_seed") in (None, first))
+
+
+def prop1_summary(mentors: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Proposition 1 over mentors: the mean and max violation fraction at fixed lambda."""
+    v = [m["proposition1"]["violations_fixed_lambda"] for m in mentors.values()]
+    return {"prop1_violations_fixed_lambda": float(np.mean(v)) if v else None,
+            "prop1_violations_fixed_lambda_max": float(np.max(v)) if v else None,
+            "mentors": sorted(mentors)}
+
+
+def _noise_at(src: RunSpec, rate: float) -> tuple[str, float, int]:
+    """`src`'s noise variant at `rate` (its own when the rates agree)."""
+    return src.noise if src.noise[1] == rate else (src.noise[0], rate, src.noise[2])
+
+
 def _spade_defaults() -> dict[str, Any]:
 
     return dict(MentorNetSPADE.defaults)
 
 
-def _source_spec(runs: list[RunSpec], dataset: str, model: str) -> RunSpec | None:
+def _source_spec(runs: list[RunSpec], dataset: str, model: str, rate: float,
+                 seed: int | None) -> RunSpec | None:
     """The recipe of the StudentNet that burns in on `dataset`: a run of the study on that
-    dataset, preferring the same model and the plain FullModel method."""
+    dataset, preferring the same model, the plain FullModel method, the same noise rate and,
+    for a per-seed mentor, the same run seed (whose noise variant it then has)."""
     cands = [r for r in runs if r.dataset == dataset]
-    cands.sort(key=lambda r: (r.model != model, r.method_family != "fullmodel"))
+    cands.sort(key=lambda r: (r.model != model, seed is not None and r.seed != seed,
+                              r.noise[1] != rate, r.method_family != "fullmodel"))
     return cands[0] if cands else None
+
+
+def fit_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Fit one mentor (PD: Eq. 7 on its grid; DD: the burn-in features) and save it; returns
+    its metadata with the fit statistics (a worker-process job of `run`)."""
+    torch.set_num_threads(1)  # the mentor is tiny: one thread beats two
+    net = build_mentor(job["net"], seed=int(job["fit"]["seed"]))
+    meta = dict(job["meta"])
+    if "pd" in job:
+        meta["stats"] = fit_pd_mentor(net, job["pd"], job["fit"])
+    else:
+        feats = np.load(job["features"])
+        f = {"loss": torch.as_tensor(feats["loss"]), "loss_diff": torch.as_tensor(feats["loss_diff"]),
+             "epoch": torch.as_tensor(feats["epoch"]).long()}
+        meta["stats"] = fit_mentor(net, f, torch.as_tensor(feats["target"]), "bce", job["fit"])
+        meta["fitted_epochs"] = [int(f["epoch"].min()), int(f["epoch"].max())] if len(f["epoch"]) else []
+    save_mentor(job["path"], net, meta)
+    return meta
 
 
 def run(params: Params, prepared_root: str = "data/prepared", results_root: str = "results") -> dict[str, Any]:
@@ -119,42 +185,40 @@ def run(params: Params, prepared_root: str = "data/prepared", results_root: str 
     t0 = time.perf_counter()
     summary: dict[str, Any] = {"study": p["study"], "profile": params.profile_name,
                                "scale": params.scale, "settings": ms, "mentors": {}}
-    nets, files = {}, {}
     fit_meta = {"fit": ms["fit"], "net": ms["net"]}
+    jobs = []
     if p["pd"]:
-        net = build_mentor(ms["net"], seed=int(ms["fit"]["seed"]))
-        stats = fit_pd_mentor(net, ms["pd"], ms["fit"])
-        meta = {**fit_meta, "kind": "pd", "pd": ms["pd"], "stats": stats}
-        save_mentor(out / "pd.pt", net, meta)
-        nets["pd"] = net
-        summary["mentors"]["pd"] = {"kind": "pd", "stats": stats}
+        jobs.append({"name": "pd", "net": ms["net"], "fit": ms["fit"], "pd": ms["pd"],
+                     "path": str(out / "pd.pt"), "meta": {**fit_meta, "kind": "pd", "pd": ms["pd"]}})
     for name, d in sorted(p["dd"].items()):
-        feats = np.load(out / PILOT_STUDY / d["record"].run_dir / "features.npz")
-        f = {k: torch.as_tensor(feats[k]) for k in ("loss", "loss_diff")}
-        f["epoch"] = torch.as_tensor(feats["epoch"]).long()
-        net = build_mentor(ms["net"], seed=int(ms["fit"]["seed"]))
-        stats = fit_mentor(net, f, torch.as_tensor(feats["target"]), "bce", ms["fit"])
-        meta = {**fit_meta, "kind": "dd", "dataset": d["dataset"], "model": d["model"],
-                "noise_rate": d["rate"], "burn_in_run": str(out / PILOT_STUDY / d["record"].run_dir),
-                "stats": stats}
-        save_mentor(out / f"{name}.pt", net, meta)
-        nets[name] = net
-        summary["mentors"][name] = {"kind": "dd", "dataset": d["dataset"], "model": d["model"],
-                                    "noise_rate": d["rate"], "stats": stats}
+        about = {"kind": "dd", "dataset": d["dataset"], "model": d["model"], "noise_rate": d["rate"],
+                 "noise": list(d["noise"]), "run_seed": d["run_seed"],
+                 "burn_in_seed": d["burn_in_seed"], "fit_seed": d["fit_seed"]}
+        run_dir = out / PILOT_STUDY / d["record"].run_dir
+        jobs.append({"name": name, "net": ms["net"], "fit": {**ms["fit"], "seed": d["fit_seed"]},
+                     "features": str(run_dir / "features.npz"), "path": str(out / f"{name}.pt"),
+                     "meta": {**fit_meta, **about, "burn_in_run": str(run_dir)}})
+    # the fits are independent: side by side in the runtime's CPU workers (one thread each)
+    rt = params.runtime
+    fitted = run_jobs(fit_job, jobs, workers=int(rt["workers"]), threads=1, desc="fit mentors",
+                      progress=bool(rt["progress"]), unit="mentor", label=lambda j: j["name"])
+    nets, files = {}, {}
+    for job, meta in zip(jobs, fitted):
+        nets[job["name"]], files[job["name"]] = load_mentor(job["path"])[0], Path(job["path"])
+        summary["mentors"][job["name"]] = {k: v for k, v in meta.items()
+                                           if k not in ("fit", "net", "pd", "burn_in_run")}
+    if "pd" in nets:
+        summary["mentors"]["pd"]["eq7_error"] = pd_surface_error(nets["pd"], ms["pd"], ms["surface"])
     print(f"mentor stage: {len(nets)} mentor fits {time.perf_counter() - t0:.1f} s")
     for name, net in nets.items():
-        summary["mentors"][name]["proposition1"] = nonincreasing_violations(net, ms["surface"])
-        files[name] = out / f"{name}.pt"
-    dd_viol = [m["proposition1"]["nonincreasing_fraction_violations"]
-               for m in summary["mentors"].values() if m["kind"] == "dd"]
-    summary["mentornet_dd"] = {
-        "nonincreasing_fraction_violations": float(np.mean(dd_viol)) if dd_viol else None,
-        "nonincreasing_fraction_violations_max": float(np.max(dd_viol)) if dd_viol else None,
-        "mentors": sorted(n for n in nets if n != "pd")}
+        summary["mentors"][name]["proposition1"] = prop1_violations(net, ms["surface"])
+    summary["mentornet_dd"] = prop1_summary({n: m for n, m in summary["mentors"].items()
+                                             if m["kind"] == "dd"})
     if "pd" in nets:
-        summary["mentornet_pd"] = {"nonincreasing_fraction_violations":
-                                   summary["mentors"]["pd"]["proposition1"]["nonincreasing_fraction_violations"]}
-    # Surfaces as data (the report redraws Fig. 4 from these) and as a figure here.
+        summary["mentornet_pd"] = {**prop1_summary({"pd": summary["mentors"]["pd"]}),
+                                   "eq7_error": summary["mentors"]["pd"]["eq7_error"]}
+    # Surfaces as data (the report redraws Fig. 4 from these) and as a figure here (PD and the
+    # DD mentors of the first run seed; every mentor's surface is in its CSV).
     loss, diff = surface_grid(ms["surface"])
     for name, net in nets.items():
         rows = []
@@ -166,7 +230,8 @@ def run(params: Params, prepared_root: str = "data/prepared", results_root: str 
         atomic_write_text(out / f"surface_{name}.csv", pd.DataFrame(
             rows, columns=["epoch", "loss", "loss_diff", "weight"]).to_csv(index=False))
     if nets:
-        plot_surfaces(nets, ms["surface"], out / "curriculum_surface.png")
+        shown = figure_mentors(summary["mentors"])
+        plot_surfaces({n: nets[n] for n in shown}, ms["surface"], out / "curriculum_surface.png")
     # Forgetting: best validation accuracy of the pilots (ties -> the smaller dropout rate).
     selection: dict[str, Any] = {}
     for cell, grid in sorted(p["forgetting"].items()):
