@@ -4,7 +4,7 @@ import pandas as pd
 
 from trainrepro.report.dashboard import COLOURS, dashboard_html
 from trainrepro.report.display import readable, readable_frame
-from trainrepro.results import mean_ci
+from trainrepro.stats import mean_ci
 
 
 def test_readable_turns_recipes_and_switches_into_text():

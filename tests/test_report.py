@@ -8,7 +8,8 @@ from scipy import stats
 from trainrepro.report.claims import evaluate_claims, evaluate_rule
 from trainrepro.report.notebooks import normalise, offline_html
 from trainrepro.report.tables import paper_comparison, write_table
-from trainrepro.results import mean_ci, summarise
+from trainrepro.results import summarise
+from trainrepro.stats import mean_ci
 
 
 def runs(spec):

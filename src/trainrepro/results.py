@@ -1,5 +1,5 @@
 """Run records -> tables: load every run of a study, summarise cells over seeds (mean, std,
-95% t-interval), and collect per-epoch histories for curves."""
+95% t-interval, trainrepro.stats), and collect per-epoch histories for curves."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .io import read_json
+from .stats import mean_ci
 
 CELL_KEYS = ["study", "dataset", "model", "noise", "method"]
 
@@ -46,25 +46,6 @@ def load_runs(results_root: str | Path, study: str) -> pd.DataFrame:
                         "reported_epoch", "rule", "epochs_run", "wall_time_s", "device",
                         "realised_noise", "run_dir"]
     return pd.DataFrame(rows, columns=cols)
-
-
-def mean_ci(values: np.ndarray, level: float = 0.95,
-            bounds: tuple[float, float] | None = None) -> tuple[float, float, float, float]:
-    """(mean, std, ci_low, ci_high) with a t-distribution interval, clipped to `bounds` when
-    given (accuracies: [0, 1]); n = 1 gives NaN width."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    n = len(v)
-    if n == 0:
-        return (np.nan, np.nan, np.nan, np.nan)
-    m = float(v.mean())
-    if n == 1:
-        return (m, np.nan, np.nan, np.nan)
-    sd = float(v.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n))
-    lo, hi = m - half, m + half
-    if bounds is not None:
-        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-    return (m, sd, lo, hi)
 
 
 def summarise(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:

@@ -32,9 +32,10 @@ def claims_markdown(verdicts: pd.DataFrame, params: Params) -> str:
     lines = [f"# Claims of the four papers: verdicts at scale `{params.scale}`", "",
              f"Profile `{params.profile_name}`: {params.profile.get('label', '')}. Verdicts come from "
              "the rules in each paper's claims.yaml (src/trainrepro/papers/<paper>/) applied to our per-seed results "
-             "(Welch 95% interval of each difference): *holds* / *does not hold* / *inconclusive* "
-             "(the interval straddles the threshold) / *not comparable* (the claim is about a dataset "
-             "this scale does not run) / *not run* (the study or cell is not part of this profile). A verdict at quick scale is about our small-scale analogue, not about "
+             "(Welch 95% t-interval of each difference; trainrepro.stats decides every verdict): *holds* / "
+             "*does not hold* / *inconclusive* (the interval straddles the threshold) / *not comparable* "
+             "(the claim is about a dataset this scale does not run) / *not testable at this scale* (the "
+             "claim's tolerance or mechanism needs a larger scale) / *not run* (the study or cell is not part of this profile). A verdict at quick scale is about our small-scale analogue, not about "
              "the paper's numbers.", ""]
     counts = verdicts["verdict"].value_counts().to_dict()
     lines.append("Summary: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
@@ -89,7 +90,8 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
     for paper in PAPERS.values():  # tables in the paper's own layout, where it has them
         if paper.name in studies and paper.write_tables is not None:
             paper.write_tables(results_root, tables)
-    verdicts = evaluate_claims(load_claims(), {p: runs_by_study[p] for p in PAPERS}, ".")
+    verdicts = evaluate_claims(load_claims(), {p: runs_by_study[p] for p in PAPERS}, ".",
+                               scale=params.scale)
     write_table(verdicts, tables / "claims", "Claims and verdicts")
     atomic_write_text(outp / "claims.md", claims_markdown(verdicts, params))
     metrics["claims"] = verdict_counts(verdicts)
@@ -107,7 +109,7 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
 
 
 VERDICT_CODES = {"holds": "H", "does not hold": "F", "inconclusive": "I", "not comparable": "NC",
-                 "not run": "NR"}
+                 "not testable at this scale": "NT", "not run": "NR"}
 
 
 def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
@@ -119,7 +121,7 @@ def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
 def paper_headline(paper: Any, verdicts: pd.DataFrame, cells: pd.DataFrame) -> dict[str, Any]:
     """What `dvc exp show` shows of one paper: its verdict counts, every claim's verdict in one
     string (`M1:H M2:F ...`; H holds, F does not hold, I inconclusive, NC not comparable, NR not
-    run) so that `dvc metrics diff` names the claims whose verdict changed, and the mean test
+    run, NT not testable at this scale) so that `dvc metrics diff` names the claims whose verdict changed, and the mean test
     accuracy of its headline cells (the paper registers which)."""
     out: dict[str, Any] = dict(verdict_counts(verdicts))
     out["verdicts"] = " ".join(f"{r['id']}:{VERDICT_CODES[r['verdict']]}" for _, r in verdicts.iterrows())

@@ -1,10 +1,14 @@
 """Claim verdicts: each claim of claims.yaml is a rule over our per-seed results.
 
-Verdicts: `holds`, `does not hold`, `inconclusive` (the 95% interval of the difference
-straddles the threshold), `not comparable` (the claim names a dataset this scale does not run,
-e.g. CIFAR-100 at quick scale), `not run` (a needed study, cell or file is absent).
-Comparisons use Welch's t-interval of the difference of means over seeds, so three seeds
-with overlapping spreads give `inconclusive` rather than a verdict the data cannot carry.
+Verdicts (trainrepro.stats decides every one): `holds`, `does not hold`, `inconclusive` (the
+95% interval straddles the threshold), `not comparable` (the claim names a dataset this scale
+does not run, e.g. CIFAR-100 at quick scale), `not testable at this scale` (the rule says which
+scales can test it: `testable_at`), `not run` (a needed study, cell or file is absent).
+Comparisons use Welch's t-interval of the difference of means over seeds, so three seeds with
+overlapping spreads give `inconclusive` rather than a verdict the data cannot carry. A claim over
+several cells combines their verdicts by the rule's `combine` (default "all"; stats.combine).
+A `scalar` rule reads a number from an analysis file; when the file gives an interval
+({value, lo, hi}) the verdict is on the interval, otherwise the evidence says it has none.
 """
 from __future__ import annotations
 
@@ -15,34 +19,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .. import stats
 from ..io import read_json
+from ..stats import FAILS, HOLDS, INCONCLUSIVE, NOT_COMPARABLE, NOT_RUN, NOT_TESTABLE, diff_interval
 
-HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
-NOT_COMPARABLE = "not comparable"
 GROUP_KEYS = ["dataset", "model", "noise"]
 OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
+__all__ = ["HOLDS", "FAILS", "INCONCLUSIVE", "NOT_RUN", "NOT_COMPARABLE", "NOT_TESTABLE",
+           "Verdict", "diff_interval", "evaluate_rule", "evaluate_claims", "scalar_value"]
 
 
 @dataclass
 class Verdict:
     verdict: str
     evidence: str
-
-
-def diff_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean(a) - mean(b), low, high): Welch t-interval; infinite width with < 2 seeds a side."""
-    d = float(np.mean(a) - np.mean(b))
-    if len(a) < 2 or len(b) < 2:
-        return d, -np.inf, np.inf
-    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    se = np.sqrt(va + vb)
-    if se == 0:
-        return d, d, d
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, dof) * se)
-    return d, d - half, d + half
 
 
 def _select(runs: pd.DataFrame, sel: dict[str, Any]) -> pd.DataFrame:
@@ -83,25 +74,6 @@ def _fmt_group(free_key: tuple) -> str:
     return "/".join(str(k) for k in free_key) or "all"
 
 
-def _combine(parts: list[str]) -> str:
-    if not parts:
-        return NOT_RUN
-    if any(p == FAILS for p in parts):
-        return FAILS
-    if all(p == HOLDS for p in parts):
-        return HOLDS
-    return INCONCLUSIVE
-
-
-def _compare(d: float, lo: float, hi: float, thr: float) -> str:
-    """Is the difference above `thr`? holds / does not hold / inconclusive."""
-    if lo > thr:
-        return HOLDS
-    if hi < thr:
-        return FAILS
-    return INCONCLUSIVE
-
-
 def _selectors(rule: dict[str, Any]) -> list[dict[str, Any]]:
     sels = [rule.get("where") or {}]
     for k in ("a", "b"):
@@ -112,8 +84,9 @@ def _selectors(rule: dict[str, Any]) -> list[dict[str, Any]]:
     return sels
 
 
-def scalar_value(rule: dict[str, Any], root: Path) -> tuple[float | None, str]:
-    """The number a `scalar` rule reads (file + dotted key), or None and why it is absent."""
+def scalar_value(rule: dict[str, Any], root: Path) -> tuple[Any, str]:
+    """The value a `scalar` rule reads (file + dotted key): a number or {value, lo, hi}; None
+    and why it is absent."""
     path = Path(root) / rule["file"]
     if not path.exists():
         return None, f"{rule['file']} not written at this scale"
@@ -122,20 +95,32 @@ def scalar_value(rule: dict[str, Any], root: Path) -> tuple[float | None, str]:
         if not isinstance(val, dict) or part not in val:
             return None, f"{rule['file']} has no key {rule['key']}"
         val = val[part]
-    if val is None:
+    if val is None or (isinstance(val, dict) and val.get("value") is None):
         return None, f"{rule['key']} is null in {rule['file']}"
-    return float(val), ""
+    return val, ""
 
 
-def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdict:
+def _scalar_verdict(rule: dict[str, Any], root: Path) -> Verdict:
+    val, why = scalar_value(rule, root)
+    if val is None:
+        return Verdict(NOT_RUN, why)
+    op, thr = rule["op"], float(rule["value"])
+    if isinstance(val, dict):  # an estimate with its interval: decided on the interval
+        v, lo, hi = float(val["value"]), float(val["lo"]), float(val["hi"])
+        verdict = stats.above(lo, hi, thr) if op in (">", ">=") else stats.below(lo, hi, thr)
+        return Verdict(verdict, f"{rule['key']} = {v:.4g} [{lo:.4g}, {hi:.4g}] (needs {op} {thr:g})")
+    ok = OPS[op](float(val), thr)
+    return Verdict(HOLDS if ok else FAILS, f"{rule['key']} = {float(val):.4g} (needs {op} {thr:g}; "
+                                           "a computed value without an interval)")
+
+
+def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path, scale: str | None = None) -> Verdict:
     t = rule["type"]
+    if scale is not None and rule.get("testable_at") and scale not in rule["testable_at"]:
+        return Verdict(NOT_TESTABLE, f"testable at {', '.join(rule['testable_at'])} only"
+                                     + (f": {rule['why_not_testable']}" if rule.get("why_not_testable") else ""))
     if t == "scalar":
-        val, why = scalar_value(rule, root)
-        if val is None:
-            return Verdict(NOT_RUN, why)
-        ok = OPS[rule["op"]](val, float(rule["value"]))
-        return Verdict(HOLDS if ok else FAILS, f"{rule['key']} = {val:.4g} "
-                                               f"(needs {rule['op']} {rule['value']})")
+        return _scalar_verdict(rule, root)
     metric = rule.get("metric", "test_acc")
     where = rule.get("where") or {}
     named = {s.get("dataset") for s in _selectors(rule)} - {None}
@@ -148,10 +133,9 @@ def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdi
         for key, (a, b) in _groups(runs, [rule["a"], rule["b"]], where, metric):
             d, lo, hi = diff_interval(a, b)
             if t == "greater":
-                v = _compare(d, lo, hi, float(rule.get("margin", 0.0)))
+                v = stats.above(lo, hi, float(rule.get("margin", 0.0)))
             else:
-                tol = float(rule["tol"])
-                v = HOLDS if (-tol <= lo and hi <= tol) else FAILS if (lo > tol or hi < -tol) else INCONCLUSIVE
+                v = stats.within(lo, hi, float(rule["tol"]))
             verdicts.append(v)
             ev.append(f"{_name(rule['a'])} - {_name(rule['b'])} @ {_fmt_group(key)}: {d:+.4f} "
                       f"[{lo:+.4f}, {hi:+.4f}] (n={len(a)},{len(b)})")
@@ -160,7 +144,7 @@ def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdi
         for sel in rule["each"]:
             for key, (a, b) in _groups(runs, [sel, rule["b"]], where, metric):
                 d, lo, hi = diff_interval(a, b)
-                v = HOLDS if hi <= tol else FAILS if lo > tol else INCONCLUSIVE
+                v = stats.at_most(lo, hi, tol)
                 verdicts.append(v)
                 ev.append(f"{_name(sel)} - {_name(rule['b'])} @ {_fmt_group(key)}: {d:+.4f} "
                           f"[{lo:+.4f}, {hi:+.4f}]")
@@ -170,8 +154,8 @@ def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdi
             sub = []
             for sel, o in zip(rule["others"], others):
                 d, lo, hi = diff_interval(a, o)
-                sub.append(_compare(d, lo, hi, 0.0))
-            verdicts.append(_combine(sub))
+                sub.append(stats.above(lo, hi, 0.0))
+            verdicts.append(stats.combine(sub))
             top = max(float(np.mean(v)) for v in vals)
             best = int(np.argmax([np.mean(o) for o in others]))
             ev.append(f"{_fmt_group(key)}: {_name(rule['a'])} {np.mean(a):.4f}, best other "
@@ -183,29 +167,29 @@ def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path) -> Verdi
             sub = []
             for x, y in zip(vals, vals[1:]):
                 d, lo, hi = diff_interval(y, x)
-                sub.append(_compare(d, lo, hi, 0.0))
-            verdicts.append(_combine(sub))
+                sub.append(stats.above(lo, hi, 0.0))
+            verdicts.append(stats.combine(sub))
             ev.append(f"{_fmt_group(key)}: " + " -> ".join(
                 f"{_name(sel)} {np.mean(v):.4f}" for sel, v in zip(seq, vals)))
     else:
         raise ValueError(f"unknown rule type {t!r}")
     if not verdicts:
         return Verdict(NOT_RUN, "needed cells absent at this scale")
-    return Verdict(_combine(verdicts), "; ".join(ev))
+    return Verdict(stats.combine(verdicts, rule.get("combine", "all")), "; ".join(ev))
 
 
 def evaluate_claims(claims: list[dict[str, Any]], runs_by_paper: dict[str, pd.DataFrame],
-                    root: str | Path = ".") -> pd.DataFrame:
-    """One row per claim: id, paper, statement, verdict, evidence."""
+                    root: str | Path = ".", scale: str | None = None) -> pd.DataFrame:
+    """One row per claim: id, paper, statement, verdict, evidence (rules of a claim combine by
+    the claim's `combine`, default "all"). `scale` (the profile's scale) decides `testable_at`."""
     rows = []
     for c in claims:
         runs = runs_by_paper.get(c["paper"], pd.DataFrame(columns=["status"] + GROUP_KEYS + ["method"]))
         rules = c.get("rules") or [c["rule"]]
-        vs = [evaluate_rule(r, runs, Path(root)) if not runs.empty or r["type"] == "scalar"
+        vs = [evaluate_rule(r, runs, Path(root), scale) if not runs.empty or r["type"] == "scalar"
+              or (scale is not None and r.get("testable_at") and scale not in r["testable_at"])
               else Verdict(NOT_RUN, "study not run at this scale") for r in rules]
-        kinds = [v.verdict for v in vs]
-        verdict = next((k for k in (NOT_RUN, NOT_COMPARABLE) if all(x == k for x in kinds)), None) \
-            or _combine([INCONCLUSIVE if k in (NOT_RUN, NOT_COMPARABLE) else k for k in kinds])
+        verdict = stats.combine([v.verdict for v in vs], c.get("combine", "all"))
         rows.append({"id": c["id"], "paper": c["paper"], "statement": c["statement"],
                      "source": c.get("source", ""), "verdict": verdict,
                      "evidence": " | ".join(v.evidence for v in vs)})

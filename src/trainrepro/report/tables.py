@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write_text
+from ..stats import NOT_COMPARABLE, NOT_RUN, reproduced_summary
 from .display import readable_frame
 
-REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN = ("reproduced", "not reproduced",
-                                                        "not comparable", "not run")
 
 
 def write_table(df: pd.DataFrame, stem: str | Path, caption: str = "") -> None:
@@ -48,7 +47,9 @@ def paper_comparison(table: dict[str, Any], cells: pd.DataFrame, tol: float = 0.
 
     Our cell is matched on method and noise; the value is `comparable` only when our dataset
     and model are the paper's own (paper scale). Otherwise the verdict is `not comparable`
-    and the row still shows our number at our scale, so a reader sees both.
+    and the row still shows our number at our scale, so a reader sees both. A comparable cell
+    is `reproduced` when the 90% t-interval of our mean lies within the paper's value +- tol
+    (an equivalence test, TOST at 5%), `underpowered` when that interval is wider than the band.
     """
     metric = table.get("metric", "test_accuracy")
     rows = []
@@ -74,11 +75,8 @@ def paper_comparison(table: dict[str, Any], cells: pd.DataFrame, tol: float = 0.
             diff = c["mean"] - paper_acc
             if not comparable:
                 verdict = NOT_COMPARABLE
-            elif c["n"] == 0:
-                verdict = NOT_RUN
-            else:
-                inside = (not pd.isna(c["ci_low"])) and c["ci_low"] - tol <= paper_acc <= c["ci_high"] + tol
-                verdict = REPRODUCED if (abs(diff) <= tol or inside) else NOT_REPRODUCED
+            else:  # equivalence test at `tol` (stats.reproduced): reproduced / not / underpowered
+                verdict = reproduced_summary(c["mean"], c["std"], int(c["n"]), paper_acc, tol)[0]
             rows.append({**base, "our dataset": c["dataset"], "our model": c["model"],
                          "ours (mean ± std)": fmt_mean_std(c["mean"], c["std"]),
                          "95% CI": fmt_ci(c["ci_low"], c["ci_high"]), "n": int(c["n"]),

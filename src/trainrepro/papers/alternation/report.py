@@ -19,10 +19,10 @@ import pandas as pd
 import yaml
 
 from ...io import read_json, write_json
-from ...report.claims import diff_interval
 from ...report.figures import plt, save_fig
 from ...report.tables import fmt_ci, fmt_mean_std, write_table
-from ...results import load_histories, load_runs, mean_ci
+from ...results import load_histories, load_runs
+from ...stats import diff_interval, mean_ci
 from .study import fig3_iterations, maskt_rows, maskt_table, scalars
 
 PAPER_YAML = Path(__file__).resolve().parent / "paper.yaml"

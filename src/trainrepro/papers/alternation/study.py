@@ -22,7 +22,7 @@ import pandas as pd
 
 from ...io import read_json
 from ...report.tables import fmt_mean_std
-from ...results import mean_ci
+from ...stats import mean_ci
 from .alternation import MASKT_READINGS
 
 BASELINE = "sgd"

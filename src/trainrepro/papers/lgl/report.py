@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from ...io import read_json
-from ...report.claims import diff_interval
+from ...stats import diff_interval, reproduced_summary
 from ...report.figures import plt, save_fig
 from ...report.tables import fmt_ci, fmt_mean_std, write_table
 from ...results import load_histories, load_runs, summarise
@@ -98,8 +98,7 @@ def accuracy_table(runs: pd.DataFrame, methods: list[str], table: dict[str, Any]
             vals = ok[(ok["dataset"] == ds) & (ok["model"] == model) & (ok["method"] == m)]["test_acc"]
             pv = paper.get(ds, np.nan)
             if ds in PAPER_DATASETS and model == "vgg16" and not np.isnan(pv):
-                inside = not pd.isna(c["ci_low"]) and c["ci_low"] - tol <= pv <= c["ci_high"] + tol
-                vs_paper = "reproduced" if abs(c["mean"] - pv) <= tol or inside else "not reproduced"
+                vs_paper = reproduced_summary(c["mean"], c["std"], int(c["n"]), pv, tol)[0]
             else:
                 vs_paper = "not comparable (other data)"
             pbase = {d: paper_value(table, d, "baseline") for d in PAPER_DATASETS}

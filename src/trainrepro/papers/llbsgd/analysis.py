@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...io import read_json
-from ...results import mean_ci
+from ...stats import mean_ci
 
 
 def smooth(losses: Sequence[float], width: int) -> np.ndarray:

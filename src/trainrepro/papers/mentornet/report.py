@@ -23,7 +23,8 @@ from ...methods import METHODS
 from ...report.display import readable
 from ...report.figures import plt, save_fig
 from ...report.tables import write_table
-from ...results import load_histories, load_runs, mean_ci, summarise
+from ...results import load_histories, load_runs, summarise
+from ...stats import mean_ci, reproduced_summary
 from .net import load_mentor
 from .surface import robust_objective
 
@@ -143,9 +144,8 @@ def table2_long(runs: pd.DataFrame) -> pd.DataFrame:
                     pb = _lookup(paper, dataset=pds, model=pmodel, noise=noise, method="fullmodel")
                     rv = _lookup(readme, dataset=pds, model=pmodel, noise=noise, method=method)
                     diff = c["mean"] - pv
-                    if own and c["n"]:
-                        inside = not math.isnan(c["ci_low"]) and c["ci_low"] - TOL <= pv <= c["ci_high"] + TOL
-                        absolute = "reproduced" if (abs(diff) <= TOL or inside) else "not reproduced"
+                    if own:  # equivalence test at TOL (stats.reproduced)
+                        absolute = reproduced_summary(c["mean"], c["std"], int(c["n"]), pv, TOL)[0]
                     else:
                         absolute = "not comparable (other data)"
                     rows.append({
@@ -198,8 +198,8 @@ def table3(runs: pd.DataFrame) -> pd.DataFrame:
                          "n": int(c["n"]) if c is not None else 0,
                          "diff": (c["mean"] - pv) if c is not None else float("nan"),
                          "verdict": ("not comparable (other data)" if not own else
-                                     "reproduced" if c is not None and abs(c["mean"] - pv) <= TOL else
-                                     "not reproduced") if c is not None else "cited, not run"})
+                                     reproduced_summary(c["mean"], c["std"], int(c["n"]), pv, TOL)[0])
+                         if c is not None else "cited, not run"})
     return pd.DataFrame(rows)
 
 
