@@ -31,11 +31,13 @@ from ...io import atomic_write_text, read_json, sha256_file, write_json
 from ...registry import ConfigError
 from ...parallel import run_jobs
 from ...runner import run_study
+from ...stats import mean_ci
 from .fit import fit_mentor, fit_pd_mentor
 from .net import build_mentor, load_mentor, save_mentor
 from .settings import mentor_settings
 from .spade import MentorNetSPADE
-from .surface import pd_surface_error, plot_surfaces, prop1_violations, surface, surface_grid
+from .surface import (figure_mentors, pd_surface_error, plot_surfaces, prop1_violations, surface,
+                      surface_grid)
 
 PILOT_STUDY = "pilots"
 
@@ -115,18 +117,16 @@ def plan(params: Params) -> dict[str, Any]:
             "pilots": list(pilots.values()), "forgetting": forgetting}
 
 
-def figure_mentors(mentors: dict[str, dict[str, Any]]) -> list[str]:
-    """The mentors a figure shows: PD and, of per-seed DD mentors, those of the lowest run seed
-    (one per dataset, StudentNet and noise rate)."""
-    seeds = [m.get("run_seed") for m in mentors.values() if m.get("run_seed") is not None]
-    first = min(seeds) if seeds else None
-    return sorted(n for n, m in mentors.items() if m.get("run_seed") in (None, first))
-
-
 def prop1_summary(mentors: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Proposition 1 over mentors: the mean and max violation fraction at fixed lambda."""
+    """Proposition 1 over mentors (one per seed, noise rate, ...): the violation fraction at
+    fixed lambda as {value, lo, hi} (mean, t-interval over the mentors; stats.mean_ci; one
+    mentor bounds nothing: [0, 1]) and max."""
     v = [m["proposition1"]["violations_fixed_lambda"] for m in mentors.values()]
-    return {"prop1_violations_fixed_lambda": float(np.mean(v)) if v else None,
+    mean, sd, lo, hi = mean_ci(v, bounds=(0.0, 1.0))
+    if len(v) < 2:
+        lo, hi = 0.0, 1.0
+    return {"prop1_violations_fixed_lambda": {"value": mean if v else None, "lo": lo, "hi": hi,
+                                              "sd": sd, "n": len(v)},
             "prop1_violations_fixed_lambda_max": float(np.max(v)) if v else None,
             "mentors": sorted(mentors)}
 

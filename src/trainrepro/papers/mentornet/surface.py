@@ -80,6 +80,14 @@ def robust_objective(net: MentorNet, loss: np.ndarray, lam: float, epoch: int) -
     return np.concatenate([[0.0], np.cumsum(steps)])
 
 
+def figure_mentors(mentors: dict[str, dict[str, Any]]) -> list[str]:
+    """The mentors a figure shows: PD and, of per-seed DD mentors, those of the lowest run seed
+    (one per dataset, StudentNet and noise rate)."""
+    seeds = [m.get("run_seed") for m in mentors.values() if m.get("run_seed") is not None]
+    first = min(seeds) if seeds else None
+    return sorted(n for n, m in mentors.items() if m.get("run_seed") in (None, first))
+
+
 def plot_surfaces(nets: dict[str, MentorNet], cfg: dict[str, Any], path: str | Path) -> None:
     """One 3-D surface per (mentor, epoch): weight over (loss - lambda, loss), like Fig. 4."""
     import matplotlib  # heavy optional import: plotting only, kept out of training workers
