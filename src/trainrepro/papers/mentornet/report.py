@@ -309,9 +309,8 @@ def _mentor_label(name: str, summary: dict[str, Any]) -> str:
     if parts and parts[-1].startswith("s") and parts[-1][1:].isdigit():
         seed = int(parts[-1][1:]) if seed is None else seed
         parts = parts[:-1]
-    if ds is None:   # dd-<dataset>-<model>-n<noise>[-s<seed>]
-        if len(parts) >= 4 and parts[-1].startswith("n"):
-            ds, model, noise = "-".join(parts[1:-2]), parts[-2], parts[-1][1:]
+    if ds is None and len(parts) >= 4 and parts[-1].startswith("n"):  # dd-<ds>-<model>-n<noise>[-s<seed>]
+        ds, model, noise = "-".join(parts[1:-2]), parts[-2], parts[-1][1:]
     if ds is None:
         return f"MentorNet {kind.upper()} ({name})"
     fitted = meta.get("fitted_epochs")
