@@ -79,3 +79,32 @@ def test_stage_exits_nonzero_with_one_line_and_leaves_outputs_untouched(tmp_path
     assert lines == ["error: train.epochs: -3 is out of range (allowed: >= 1)"]
     assert sentinel.read_text() == "{}" and prepared.read_text() == "x"
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["keep.json", "keep.txt", "params.yaml"]
+
+
+def test_each_run_seed_draws_its_own_noisy_labels(tmp_path):
+    """Issue 9 item 18. Old behaviour: every seed of a cell trained on the same noise draw
+    (noise=(kind, rate, noise.seed)), so intervals over seeds left out the noise draw's variance."""
+    import copy
+
+    from trainrepro.config import Params, expand_study, noise_variants, run_noise_seed
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["profile"] = "tiny"
+    params = Params(raw)
+    runs = [r for r in expand_study(params, "foundation") if r.noise[1] > 0]
+    by_seed = {r.seed: r.noise[2] for r in runs}
+    assert len(set(by_seed.values())) == len(by_seed) > 1
+    assert all(r.noise[2] != r.seed for r in runs)  # a derived seed, not the training seed itself
+    assert all(r.noise[2] == raw["noise"]["seed"] for r in expand_study(params, "foundation") if r.noise[1] == 0)
+    assert run_noise_seed(0, 1, 0.4) == run_noise_seed(0, 1, 0.4) != run_noise_seed(1, 1, 0.4)
+    shared = copy.deepcopy(raw)
+    shared["noise"]["per_seed"] = False
+    assert {r.noise[2] for r in expand_study(Params(shared), "foundation")} == {0}
+    assert len(noise_variants(params)["digits"]) == 1 + len(by_seed)
+
+
+def test_noise_per_seed_must_be_a_boolean():
+    from trainrepro.config import validate
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["noise"]["per_seed"] = "yes"
+    with pytest.raises(ConfigError, match="noise.per_seed"):
+        validate(raw)

@@ -223,7 +223,7 @@ def _tiny_params(tmp: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def stage_outputs(tmp_path_factory):
-    from trainrepro.config import load_params
+    from trainrepro.config import load_params, noise_variants
     from trainrepro.data.prepared import prepare_dataset
     from trainrepro.papers.mentornet.stage import run
 
@@ -231,7 +231,7 @@ def stage_outputs(tmp_path_factory):
     params = load_params(_tiny_params(tmp))
     prepared = tmp / "prepared"
     for name in ("digits", "gauss_overlapping"):
-        prepare_dataset(name, params.raw["datasets"][name], [("symmetric_incl", 0.4, 0)], prepared / name)
+        prepare_dataset(name, params.raw["datasets"][name], noise_variants(params)[name], prepared / name)
     summary = run(params, str(prepared), str(tmp / "results"))
     return params, prepared, tmp / "results", summary
 
@@ -291,14 +291,16 @@ def test_mentor_stage_outputs_load_in_the_train_stage(stage_outputs):
 
 def test_spade_run_resumes_exactly_after_an_interruption(stage_outputs, tmp_path):
     """lambda, the burn-in RNG, the (updated) mentor and the weight statistics are checkpointed."""
+    from trainrepro.config import noise_variants
     from trainrepro.data.loader import DeviceData
     from trainrepro.data.prepared import load_prepared
     from trainrepro.engine import Trainer
     from trainrepro.io import read_json
 
-    _, prepared, results, _ = stage_outputs
+    params, prepared, results, _ = stage_outputs
     a = read_json(results / "mentors" / "assignments.json")["digits-small_cnn-n0.4-mentornet_dd/seed0"]
-    data = DeviceData(load_prepared(prepared / "digits", ("symmetric_incl", 0.4, 0)), "cpu")
+    variant = next(v for v in noise_variants(params)["digits"] if v[1] == 0.4)
+    data = DeviceData(load_prepared(prepared / "digits", variant), "cpu")
     params = MentorNetSPADE.validate_params({"mentor_path": a["path"], "update_at": [0.5],
                                              "burn_in_fraction": 0.25}, "m")
     cfg = train_cfg(model="small_cnn", model_args={"width": 8}, epochs=4, batch_size=64)

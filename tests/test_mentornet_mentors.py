@@ -15,7 +15,7 @@ import torch.nn as nn
 import yaml
 from conftest import REPO, train_cfg
 
-from trainrepro.config import expand_study, load_params
+from trainrepro.config import expand_study, load_params, run_noise_seed
 from trainrepro.data.loader import DeviceData
 from trainrepro.data.prepared import load_prepared, prepare_dataset
 from trainrepro.engine import Trainer
@@ -32,7 +32,7 @@ from trainrepro.report.claims import evaluate_claims
 
 load_all()
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())
-NOISE = ("symmetric_incl", 0.4, 0)
+NOISE = ("symmetric_incl", 0.4, run_noise_seed(0, 0, 0.4))
 
 
 def _quick_settings() -> dict:
@@ -197,6 +197,7 @@ def test_each_run_seed_gets_its_own_dd_mentor_from_its_own_noise(tmp_path):
     assert a[f"{t}/seed1"] == "dd-gauss_overlapping-mlp-n0.4-s1"
     assert a["digits-small_cnn-n0.4-mentornet_pd/seed1"] == "pd"
     assert len({r.run_dir for r in p["pilots"]}) == len(p["pilots"]) == 4
+    assert p["dd"]["dd-digits-small_cnn-n0.4-s0"]["noise"] != p["dd"]["dd-digits-small_cnn-n0.4-s1"]["noise"]
 
     shared = plan(_params(tmp_path, per_seed=False))
     sa = shared["assignments"]

@@ -132,3 +132,21 @@ def test_claim_combine_option():
     claim = {"id": "X", "paper": "p", "statement": "s", "rules": rules}
     assert evaluate_claims([claim], {"p": _runs()}, ".").iloc[0]["verdict"] == FAILS
     assert evaluate_claims([{**claim, "combine": "any"}], {"p": _runs()}, ".").iloc[0]["verdict"] == HOLDS
+
+
+def test_direction_needs_the_whole_interval_on_one_side():
+    assert stats.direction(0.01, 0.05, +0.1) == stats.SAME
+    assert stats.direction(0.01, 0.05, -0.1) == stats.OPPOSITE
+    assert stats.direction(-0.01, 0.05, +0.1) == INCONCLUSIVE
+    assert stats.direction(0.01, 0.05, 0.0) == "paper: tie"
+
+
+def test_summary_interval_equals_the_values_interval():
+    """Old mentornet direction verdict used a z half-width 1.96 * se; the summary interval is
+    Welch's t, identical to diff_interval on the values."""
+    a, b = np.array([0.80, 0.82, 0.86]), np.array([0.78, 0.79, 0.74])
+    want = stats.diff_interval(a, b)
+    got = stats.diff_interval_summary(a.mean(), a.std(ddof=1), 3, b.mean(), b.std(ddof=1), 3)
+    assert got == pytest.approx(want)
+    z_half = 1.96 * np.sqrt(a.var(ddof=1) / 3 + b.var(ddof=1) / 3)
+    assert (want[2] - want[0]) > z_half * 1.3

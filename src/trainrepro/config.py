@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import yaml
 
 from .data import SOURCES
@@ -184,7 +185,9 @@ def validate(raw: dict[str, Any]) -> None:
         if k not in raw:
             raise ConfigError(f"{k}: missing top-level section")
     validate_runtime(raw["runtime"])
-    _check_keys("noise", raw["noise"], ["kind", "seed"])
+    _check_keys("noise", raw["noise"], ["kind", "seed", "per_seed"])
+    if not isinstance(raw["noise"].get("per_seed", True), bool):
+        raise ConfigError(f"noise.per_seed: {raw['noise']['per_seed']!r} is not true or false")
     NOISE_MODELS.get_checked(raw["noise"].get("kind", "symmetric_incl"), "noise.kind")
     _check("noise.seed", raw["noise"].get("seed", 0), 0, (0, None))
     for name, d in raw["datasets"].items():
@@ -293,6 +296,17 @@ def cell_name(dataset: str, model: str, rate: float, method: str) -> str:
     return f"{dataset}-{model}-n{rate:g}-{method}"
 
 
+def run_noise_seed(noise_seed: int, run_seed: int, rate: float, per_seed: bool = True) -> int:
+    """The seed of the noisy labels a run trains on. With `per_seed` (the default) each run seed
+    draws its own labels, from a seed derived from (noise.seed, run seed) by a SeedSequence
+    (never equal to the training seed's stream), so intervals over seeds include the variance of
+    the noise draw; without it every seed shares the draw of `noise.seed`. Clean data (rate 0)
+    has no draw: always `noise.seed`."""
+    if not per_seed or rate == 0:
+        return int(noise_seed)
+    return int(np.random.SeedSequence([int(noise_seed), int(run_seed), 0x6E6F]).generate_state(1)[0] % 2**31)
+
+
 def expand_study(params: Params, study: str) -> list[RunSpec]:
     """All runs of one study in the active profile, in matrix order."""
     raw = params.raw
@@ -301,6 +315,7 @@ def expand_study(params: Params, study: str) -> list[RunSpec]:
         raise ConfigError(f"study {study!r} is not in profile {params.profile_name!r}; "
                           f"it has: {', '.join(prof.get('studies', {})) or '(none)'}")
     kind, nseed = raw["noise"].get("kind", "symmetric_incl"), int(raw["noise"].get("seed", 0))
+    per_seed = bool(raw["noise"].get("per_seed", True))
     runs: list[RunSpec] = []
     for block in prof["studies"][study]:
         for ds, rate, meth in itertools.product(block["datasets"], block["noise"], block["methods"]):
@@ -314,7 +329,8 @@ def expand_study(params: Params, study: str) -> list[RunSpec]:
                     cell = cell_name(ds, model, rate, meth) + (f"-{block['tag']}" if block.get("tag") else "")
                     runs.append(RunSpec(
                         study=study, cell=cell, dataset=ds,
-                        noise=(kind, float(rate), nseed), method=meth, model=model, seed=int(seed),
+                        noise=(kind, float(rate), run_noise_seed(nseed, int(seed), float(rate), per_seed)),
+                        method=meth, model=model, seed=int(seed),
                         train=train, method_family=m["family"],
                         method_params={k: v for k, v in m.items() if k not in ("family", "train")},
                         dataset_cfg=raw["datasets"][ds],

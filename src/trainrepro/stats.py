@@ -66,14 +66,21 @@ def diff_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -
     a, b = _finite(a), _finite(b)
     if len(a) == 0 or len(b) == 0:
         return (np.nan, -np.inf, np.inf)
-    d = float(a.mean() - b.mean())
-    if len(a) < 2 or len(b) < 2:
+    sd = lambda v: float(v.std(ddof=1)) if len(v) > 1 else np.nan  # noqa: E731
+    return diff_interval_summary(float(a.mean()), sd(a), len(a), float(b.mean()), sd(b), len(b), level)
+
+
+def diff_interval_summary(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int,
+                          level: float = 0.95) -> tuple[float, float, float]:
+    """`diff_interval` from two cells' summaries (mean, sample sd, n) instead of their values."""
+    d = float(mean_a - mean_b)
+    if n_a < 2 or n_b < 2 or np.isnan(sd_a) or np.isnan(sd_b):
         return d, -np.inf, np.inf
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
     se = float(np.sqrt(va + vb))
     if se == 0:
         return d, d, d
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    dof = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
     half = float(sps.t.ppf(0.5 + level / 2, dof) * se)
     return d, d - half, d + half
 
@@ -126,6 +133,23 @@ def within(lo: float, hi: float, tol: float) -> str:
     if lo > tol or hi < -tol:
         return FAILS
     return INCONCLUSIVE
+
+
+SAME, OPPOSITE = "same direction", "opposite direction"
+
+
+def direction(lo: float, hi: float, paper_diff: float) -> str:
+    """Does our difference (its interval [lo, hi]) go the way the paper's difference does?
+    `same direction` / `opposite direction` need the whole interval on one side of 0;
+    otherwise `inconclusive`; a paper difference of 0 gives "paper: tie"."""
+    if np.isnan(paper_diff):
+        return "n/a"
+    if paper_diff == 0:
+        return "paper: tie"
+    side = above(lo, hi, 0.0)
+    if side == INCONCLUSIVE:
+        return INCONCLUSIVE
+    return SAME if (side == HOLDS) == (paper_diff > 0) else OPPOSITE
 
 
 def proportion(k: int, n: int, level: float = 0.95) -> tuple[float, float, float]:

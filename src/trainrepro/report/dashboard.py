@@ -10,11 +10,12 @@ import pandas as pd
 from ..registry import PAPERS
 
 COLOURS = {"holds": "#c8e6c9", "does not hold": "#ffcdd2", "inconclusive": "#fff3c4",
-           "not comparable": "#e0e0e0", "not run": "#f5f5f5"}
+           "not comparable": "#e0e0e0", "not testable at this scale": "#d7e3f4", "not run": "#f5f5f5"}
 LEGEND = {"holds": "the rule's 95% interval lies on the claimed side",
           "does not hold": "it lies on the other side",
           "inconclusive": "it straddles the threshold (more seeds or a larger scale needed)",
           "not comparable": "the claim is about data this scale does not run",
+          "not testable at this scale": "the claim's tolerance or mechanism needs a larger scale",
           "not run": "the study or cell is not part of this scale"}
 
 

@@ -22,7 +22,7 @@ from ...io import read_json, write_json
 from ...report.figures import plt, save_fig
 from ...report.tables import fmt_ci, fmt_mean_std, write_table
 from ...results import load_histories, load_runs
-from ...stats import diff_interval, mean_ci
+from ...stats import FAILS, HOLDS, INCONCLUSIVE, above, diff_interval, mean_ci
 from .study import fig3_iterations, maskt_rows, maskt_table, scalars
 
 PAPER_YAML = Path(__file__).resolve().parent / "paper.yaml"
@@ -142,7 +142,8 @@ def ht_vs_relu_table(runs: pd.DataFrame, tol: float = 0.01) -> pd.DataFrame:
         if not len(a) or not len(b):
             continue
         d, lo, hi = diff_interval(a, b)
-        verdict = ("no drawback (within tol)" if lo >= -tol else "drawback" if hi < -tol else "inconclusive")
+        # non-inferiority at `tol` (stats.above: the whole interval above -tol)
+        verdict = {HOLDS: "no drawback (within tol)", FAILS: "drawback"}.get(above(lo, hi, -tol), INCONCLUSIVE)
         rows.append({"dataset": ds, "model": model, "ReLU acc": fmt_mean_std(*mean_ci(b)[:2]),
                      "hard-threshold acc": fmt_mean_std(*mean_ci(a)[:2]), "n": f"{len(a)}/{len(b)}",
                      "HT - ReLU [95% CI]": f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]", "tol": tol, "verdict": verdict})

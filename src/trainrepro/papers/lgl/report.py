@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from ...io import read_json
-from ...stats import diff_interval, reproduced_summary
+from ...stats import diff_interval, direction, reproduced_summary
 from ...report.figures import plt, save_fig
 from ...report.tables import fmt_ci, fmt_mean_std, write_table
 from ...results import load_histories, load_runs, summarise
@@ -48,17 +48,14 @@ def paper_value(table: dict[str, Any], dataset: str, method: str) -> float:
 
 
 def direction_verdict(ours: np.ndarray, base: np.ndarray, paper_diff: float) -> str:
-    """Compare the sign of our (method - baseline) difference with the paper's."""
+    """Compare the sign of our (method - baseline) difference (Welch 95% t-interval) with the
+    paper's (stats.direction)."""
     if len(ours) == 0 or len(base) == 0 or np.isnan(paper_diff):
         return "not run" if len(ours) == 0 else "—"
-    d, lo, hi = diff_interval(ours, base)
     if paper_diff == 0:
         return "—"
-    if (lo > 0 and paper_diff > 0) or (hi < 0 and paper_diff < 0):
-        return "same direction"
-    if (lo > 0 and paper_diff < 0) or (hi < 0 and paper_diff > 0):
-        return "opposite direction"
-    return "inconclusive"
+    d, lo, hi = diff_interval(ours, base)
+    return direction(lo, hi, paper_diff)
 
 
 def accuracy_table(runs: pd.DataFrame, methods: list[str], table: dict[str, Any],

@@ -24,7 +24,7 @@ from ...report.display import readable
 from ...report.figures import plt, save_fig
 from ...report.tables import write_table
 from ...results import load_histories, load_runs, summarise
-from ...stats import mean_ci, reproduced_summary
+from ...stats import diff_interval_summary, direction, mean_ci, reproduced_summary
 from .net import load_mentor
 from .surface import figure_mentors, robust_objective
 
@@ -110,20 +110,14 @@ def _fmt(m: float, s: float) -> str:
 
 def _direction_verdict(ours: pd.Series | None, base: pd.Series | None, paper: float,
                        paper_base: float) -> str:
-    """Does our method move against FullModel the way the paper's does (sign, 95% CI)?"""
+    """Does our method move against FullModel the way the paper's does (Welch 95% t-interval of
+    the difference, from the two cells' summaries; stats.direction)?"""
     if ours is None or base is None or ours["n"] < 2 or base["n"] < 2 or math.isnan(paper) \
             or math.isnan(paper_base):
         return "n/a"
-    d = ours["mean"] - base["mean"]
-    half = 1.96 * math.sqrt(ours["std"] ** 2 / ours["n"] + base["std"] ** 2 / base["n"])
-    pd_ = paper - paper_base
-    if abs(pd_) < 1e-9:
-        return "paper: tie"
-    if (d - half > 0 and pd_ > 0) or (d + half < 0 and pd_ < 0):
-        return "same direction"
-    if (d - half > 0 and pd_ < 0) or (d + half < 0 and pd_ > 0):
-        return "opposite direction"
-    return "inconclusive"
+    _, lo, hi = diff_interval_summary(ours["mean"], ours["std"], int(ours["n"]),
+                                      base["mean"], base["std"], int(base["n"]))
+    return direction(lo, hi, paper - paper_base)
 
 
 def table2_long(runs: pd.DataFrame) -> pd.DataFrame:

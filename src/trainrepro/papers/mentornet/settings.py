@@ -27,7 +27,8 @@ MENTOR_DEFAULTS: dict[str, Any] = {
     "dd": {                        # MentorNet DD: the StudentNet burn-in that records features
         "per_seed": True,          # each run seed: its own noisy labels -> its own burn-in and
                                    # mentor (seeds derived from the run's); false = one mentor
-                                   # per (dataset, StudentNet, noise rate) from `burn_in_seed`
+                                   # per (dataset, StudentNet, noise rate): the first run seed's
+                                   # noisy labels, burn-in seed `burn_in_seed`
         "burn_in_seed": 0,         # per_seed: offset added to the run seed; else the seed itself
         "record_fraction": 0.2,    # features of the first 20% of epochs = the paper's burn-in
                                    # period (Sec. 3.1); 1.0 = the whole schedule (old behaviour)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...config import Params, RunSpec, cell_name, expand_study
+from ...config import Params, RunSpec, cell_name, expand_study, run_noise_seed
 from ...io import atomic_write_text, read_json, sha256_file, write_json
 from ...registry import ConfigError
 from ...parallel import run_jobs
@@ -82,7 +82,7 @@ def plan(params: Params) -> dict[str, Any]:
                 raise ConfigError(f"methods.{spec.method}.transfer_from: {source!r} has no run in "
                                   f"study {study!r} to take its StudentNet recipe from")
             # the noisy labels the mentor learns from: the run's own (per seed) or the source's
-            noise = spec.noise if source == spec.dataset and per_seed else _noise_at(src, rate)
+            noise = spec.noise if source == spec.dataset and per_seed else _noise_at(params, src, rate)
             seed = spec.seed if per_seed else None
             key = (source, src.model, noise, seed)
             if key not in keys:
@@ -131,9 +131,14 @@ def prop1_summary(mentors: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "mentors": sorted(mentors)}
 
 
-def _noise_at(src: RunSpec, rate: float) -> tuple[str, float, int]:
-    """`src`'s noise variant at `rate` (its own when the rates agree)."""
-    return src.noise if src.noise[1] == rate else (src.noise[0], rate, src.noise[2])
+def _noise_at(params: Params, src: RunSpec, rate: float) -> tuple[str, float, int]:
+    """`src`'s noise variant at `rate`: its own when the rates agree, else the draw its run seed
+    would have at that rate (config.run_noise_seed)."""
+    if src.noise[1] == rate:
+        return src.noise
+    noise = params.raw["noise"]
+    return (src.noise[0], rate, run_noise_seed(int(noise.get("seed", 0)), src.seed, rate,
+                                               bool(noise.get("per_seed", True))))
 
 
 def _spade_defaults() -> dict[str, Any]:
