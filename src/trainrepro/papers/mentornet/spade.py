@@ -30,7 +30,7 @@ from ...methods.base import Method, TrainerView, register
 from ...registry import ConfigError
 from .curriculum import PercentileEMA, epoch_percent
 from .fit import fit_mentor
-from .net import load_mentor
+from .net import build_mentor, load_mentor, save_mentor
 from .outputs import stage_entry
 
 
@@ -251,11 +251,14 @@ def rows_features(rows: torch.Tensor) -> dict[str, torch.Tensor]:
 class MentorNetRecord(Method):
     """The DD burn-in StudentNet: trains with v = 1 on the noisy labels and records, for the
     clean-subset samples of every mini-batch of the first `record_fraction` of the epochs (the
-    paper's burn-in period), (loss, loss - lambda, epoch %, v*); training stops there."""
+    paper's burn-in period), (loss, loss - lambda, epoch %, v*); training stops there. With
+    `fit` (the mentor stage's fit settings) it then learns the DD mentor from those features
+    (BCE to v*) and writes it beside them (mentor.pt), inside the pilot's own worker."""
 
     family = "mentornet_record"
     defaults = {"ema_decay": 0.95, "percentile": 0.7,
-                "record_fraction": 0.2}  # paper: the burn-in period = the first 20% of epochs
+                "record_fraction": 0.2,  # paper: the burn-in period = the first 20% of epochs
+                "fit": {}, "net": {}}    # mentor fit settings / MentorNet sizes ({}: no fit)
     ranges = {"ema_decay": (0.0, 1.0), "percentile": (0.0, 1.0), "record_fraction": (0.0, 1.0)}
 
     def __init__(self, params: dict[str, Any], trainer: TrainerView):
@@ -276,7 +279,17 @@ class MentorNetRecord(Method):
         done = epoch + 1 >= min(self.record_epochs, self.trainer.epochs)
         if done and self.trainer.run_dir is not None:
             self.write_features(Path(self.trainer.run_dir) / "features.npz")
+            if self.p["fit"]:
+                self.write_mentor(Path(self.trainer.run_dir) / "mentor.pt")
         return done
+
+    def write_mentor(self, path: Path) -> None:
+        """Learn Theta from the burn-in features (Sec. 3.1, DD) and save it with its fit stats."""
+        rows = self.recorder.features()
+        net = build_mentor(self.p["net"], seed=int(self.p["fit"]["seed"]))
+        stats = fit_mentor(net, rows_features(rows), rows[:, 3], "bce", self.p["fit"])
+        fitted = [int(rows[:, 2].min()), int(rows[:, 2].max())] if len(rows) else []
+        save_mentor(path, net, {"stats": stats, "fitted_epochs": fitted})
 
     def features(self) -> np.ndarray:
         return self.recorder.features().numpy()

@@ -6,10 +6,11 @@
    dropout rate.
 2. Pilot runs through the ordinary runner (cached by config hash, 2 processes on CPU):
    DD burn-in StudentNets (`mentornet_record`, v = 1, features of the clean subset recorded
-   over the burn-in period, `mentor.dd.record_fraction` of the epochs)
+   over the burn-in period, `mentor.dd.record_fraction` of the epochs, from which the pilot
+   fits its DD mentor: BCE, v* = 1[clean])
    and Forgetting pilots (one run per grid value, selection seed, best validation accuracy).
-3. Fit MentorNet PD (Eq. 7 targets on a grid at every epoch %, MSE) and every DD mentor (BCE,
-   v* = 1[clean]); with `mentor.dd.per_seed` one DD mentor per run seed.
+3. Fit MentorNet PD (Eq. 7 targets on a grid at every epoch %, MSE); collect the DD mentors
+   (with `mentor.dd.per_seed` one per run seed).
 4. Write results/mentors/: <mentor>.pt, assignments.json (run_dir -> mentor file + sha256),
    forgetting_selection.json, summary.json (fit statistics, the Proposition-1 metric, ...),
    surface_<mentor>.csv and curriculum_surface.png (Fig. 4).
@@ -29,10 +30,9 @@ import torch
 from ...config import Params, RunSpec, cell_name, expand_study, run_noise_seed
 from ...io import atomic_write_text, read_json, sha256_file, write_json
 from ...registry import ConfigError
-from ...parallel import run_jobs
 from ...runner import run_study
 from ...stats import mean_ci
-from .fit import fit_mentor, fit_pd_mentor
+from .fit import fit_pd_mentor
 from .net import build_mentor, load_mentor, save_mentor
 from .settings import mentor_settings
 from .spade import MentorNetSPADE
@@ -91,17 +91,18 @@ def plan(params: Params) -> dict[str, Any]:
                     raise ConfigError(f"mentor: two DD mentors named {name!r} (noise variants "
                                       f"{dd[name]['noise']} and {noise}); set mentor.dd.per_seed")
                 burn_seed = int(ms["dd"]["burn_in_seed"]) + (spec.seed if per_seed else 0)
+                fit_seed = int(ms["fit"]["seed"]) + (spec.seed if per_seed else 0)
                 rec = replace(src, study=PILOT_STUDY,
                               cell=f"burnin-{cell_name(source, src.model, rate, 'record')}",
                               noise=noise, method="mentornet_record", method_family="mentornet_record",
                               method_params={"ema_decay": mp["ema_decay"], "percentile": mp["percentile"],
-                                             "record_fraction": ms["dd"]["record_fraction"]},
+                                             "record_fraction": ms["dd"]["record_fraction"],
+                                             "net": ms["net"], "fit": {**ms["fit"], "seed": fit_seed}},
                               seed=burn_seed, train=copy.deepcopy(src.train))
                 keys[key] = name
                 dd[name] = {"dataset": source, "model": src.model, "rate": rate, "noise": noise,
                             "run_seed": seed, "burn_in_seed": burn_seed,
-                            "fit_seed": int(ms["fit"]["seed"]) + (spec.seed if per_seed else 0),
-                            "record": rec}
+                            "fit_seed": fit_seed, "record": rec}
                 pilots[rec.run_dir] = rec
             assignments[spec.run_dir] = keys[key]
         elif spec.method_family == "forgetting" and float(spec.method_params.get("dropout", -1)) < 0:
@@ -157,24 +158,6 @@ def _source_spec(runs: list[RunSpec], dataset: str, model: str, rate: float,
     return cands[0] if cands else None
 
 
-def fit_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Fit one mentor (PD: Eq. 7 on its grid; DD: the burn-in features) and save it; returns
-    its metadata with the fit statistics (a worker-process job of `run`)."""
-    torch.set_num_threads(1)  # the mentor is tiny: one thread beats two
-    net = build_mentor(job["net"], seed=int(job["fit"]["seed"]))
-    meta = dict(job["meta"])
-    if "pd" in job:
-        meta["stats"] = fit_pd_mentor(net, job["pd"], job["fit"])
-    else:
-        feats = np.load(job["features"])
-        f = {"loss": torch.as_tensor(feats["loss"]), "loss_diff": torch.as_tensor(feats["loss_diff"]),
-             "epoch": torch.as_tensor(feats["epoch"]).long()}
-        meta["stats"] = fit_mentor(net, f, torch.as_tensor(feats["target"]), "bce", job["fit"])
-        meta["fitted_epochs"] = [int(f["epoch"].min()), int(f["epoch"].max())] if len(f["epoch"]) else []
-    save_mentor(job["path"], net, meta)
-    return meta
-
-
 def run(params: Params, prepared_root: str = "data/prepared", results_root: str = "results") -> dict[str, Any]:
     """Execute the stage; returns the summary written to results/mentors/summary.json."""
     out = Path(results_root) / "mentors"
@@ -191,27 +174,23 @@ def run(params: Params, prepared_root: str = "data/prepared", results_root: str 
     summary: dict[str, Any] = {"study": p["study"], "profile": params.profile_name,
                                "scale": params.scale, "settings": ms, "mentors": {}}
     fit_meta = {"fit": ms["fit"], "net": ms["net"]}
-    jobs = []
+    nets, files = {}, {}
     if p["pd"]:
-        jobs.append({"name": "pd", "net": ms["net"], "fit": ms["fit"], "pd": ms["pd"],
-                     "path": str(out / "pd.pt"), "meta": {**fit_meta, "kind": "pd", "pd": ms["pd"]}})
-    for name, d in sorted(p["dd"].items()):
+        net = build_mentor(ms["net"], seed=int(ms["fit"]["seed"]))
+        stats = fit_pd_mentor(net, ms["pd"], ms["fit"])
+        save_mentor(out / "pd.pt", net, {**fit_meta, "kind": "pd", "pd": ms["pd"], "stats": stats})
+        nets["pd"], files["pd"] = net, out / "pd.pt"
+        summary["mentors"]["pd"] = {"kind": "pd", "stats": stats}
+    for name, d in sorted(p["dd"].items()):   # fitted by its burn-in pilot (mentornet_record)
+        run_dir = out / PILOT_STUDY / d["record"].run_dir
+        net, fitted = load_mentor(run_dir / "mentor.pt")
         about = {"kind": "dd", "dataset": d["dataset"], "model": d["model"], "noise_rate": d["rate"],
                  "noise": list(d["noise"]), "run_seed": d["run_seed"],
-                 "burn_in_seed": d["burn_in_seed"], "fit_seed": d["fit_seed"]}
-        run_dir = out / PILOT_STUDY / d["record"].run_dir
-        jobs.append({"name": name, "net": ms["net"], "fit": {**ms["fit"], "seed": d["fit_seed"]},
-                     "features": str(run_dir / "features.npz"), "path": str(out / f"{name}.pt"),
-                     "meta": {**fit_meta, **about, "burn_in_run": str(run_dir)}})
-    # the fits are independent: side by side in the runtime's CPU workers (one thread each)
-    rt = params.runtime
-    fitted = run_jobs(fit_job, jobs, workers=int(rt["workers"]), threads=1, desc="fit mentors",
-                      progress=bool(rt["progress"]), unit="mentor", label=lambda j: j["name"])
-    nets, files = {}, {}
-    for job, meta in zip(jobs, fitted):
-        nets[job["name"]], files[job["name"]] = load_mentor(job["path"])[0], Path(job["path"])
-        summary["mentors"][job["name"]] = {k: v for k, v in meta.items()
-                                           if k not in ("fit", "net", "pd", "burn_in_run")}
+                 "burn_in_seed": d["burn_in_seed"], "fit_seed": d["fit_seed"],
+                 "fitted_epochs": fitted["fitted_epochs"], "stats": fitted["stats"]}
+        save_mentor(out / f"{name}.pt", net, {**fit_meta, **about, "burn_in_run": str(run_dir)})
+        nets[name], files[name] = net, out / f"{name}.pt"
+        summary["mentors"][name] = about
     if "pd" in nets:
         summary["mentors"]["pd"]["eq7_error"] = pd_surface_error(nets["pd"], ms["pd"], ms["surface"])
     print(f"mentor stage: {len(nets)} mentor fits {time.perf_counter() - t0:.1f} s")
