@@ -3,7 +3,8 @@
 #   1. the overhead benchmark on CUDA (B-alternation / I-alternation step vs SGD step, ALL-CNN-C case)
 #   2. ALL-CNN-C on CIFAR-10 JPEG without augmentation: SGD vs I- vs B-alternation (both readings),
 #      the cifar10_jpeg profile's alternation block on a reduced schedule (EPOCHS, default 8), seed 0
-#   3. the run records copied to reference_runs/cifar10_jpeg/alternation/ (DESIGN.md s.8)
+#   3. the run records exported to reference_runs/cifar10_jpeg/ (python -m trainrepro.report.reference
+#      export; DESIGN.md s.8)
 # Not run yet: no GPU was lent to the session that wrote it. Usage (repository root):
 #   EPOCHS=8 bash benchmarks/alternation_gpu_check.sh [OUT_DIR]
 set -euo pipefail
@@ -20,23 +21,14 @@ prof = p["profiles"]["cifar10_jpeg"]
 prof["studies"] = {"alternation": prof["studies"]["alternation"]}
 for block in prof["studies"]["alternation"]:
     block["train"]["epochs"] = int(sys.argv[2])
+prof["label"] += f" (reduced: alternation study only, {sys.argv[2]} epochs, benchmarks/alternation_gpu_check.sh)"
 yaml.safe_dump(p, open(sys.argv[1], "w"), sort_keys=False)
 PY
 timeout 120 python stages/prepare.py --params "$OUT/params.yaml" --out "$OUT/prepared"
 timeout 330 python stages/train.py alternation --params "$OUT/params.yaml" --prepared "$OUT/prepared" \
     --results "$OUT/results"
-python - "$OUT" <<'PY'
-import json, shutil, subprocess, sys, time
-from pathlib import Path
-out = Path(sys.argv[1]); dest = Path("reference_runs/cifar10_jpeg/alternation")
-commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-for m in sorted((out / "results" / "alternation").glob("*/seed*/metrics.json")):
-    d = dest / m.parent.parent.name / m.parent.name
-    d.mkdir(parents=True, exist_ok=True)
-    rec = json.loads(m.read_text())
-    rec["reference"] = {"commit": commit, "date": time.strftime("%Y-%m-%d"), "profile": "cifar10_jpeg",
-                        "note": "reduced schedule (benchmarks/alternation_gpu_check.sh)"}
-    (d / "metrics.json").write_text(json.dumps(rec, indent=1))
-    shutil.copy(m.parent / "history.csv", d / "history.csv")
-    print(d, rec["status"], rec.get("reported", {}).get("test_acc"), rec.get("wall_time_s"))
-PY
+timeout 60 python stages/alternation_analysis.py --params "$OUT/params.yaml" --results "$OUT/results"
+# the small run records + provenance (commit, device, date, params/profile hash), written by the
+# export command; an existing reference_runs/cifar10_jpeg/ is replaced only with REPLACE=1
+python -m trainrepro.report.reference export --profile cifar10_jpeg --params "$OUT/params.yaml" \
+    --results "$OUT/results" --out reference_runs --studies alternation ${REPLACE:+--replace}

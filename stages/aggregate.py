@@ -1,6 +1,7 @@
 """Stage `aggregate`: per-cell statistics, paper-vs-ours tables, claim verdicts, metrics.
 
-Reads: params.yaml, results/ (every study and the mentor stage), each paper's paper.yaml and
+Reads: params.yaml, results/ (every study and the mentor stage), reference_runs/ (committed
+records of larger-scale runs, one verdict column per profile), each paper's paper.yaml and
 claims.yaml. Writes: reports/tables/*.{md,csv,tex}, reports/claims.md, reports/curves/,
 reports/metrics.json (headline metrics for `dvc exp show`)."""
 import argparse
@@ -19,9 +20,11 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--results", default="results")
     ap.add_argument("--out", default="reports")
+    ap.add_argument("--references", default="reference_runs")
     args = ap.parse_args()
-    m = aggregate(load_params(args.params), args.results, args.out)
-    print(f"aggregate: scale {m['scale']}; claims {m['claims']}")
+    m = aggregate(load_params(args.params), args.results, args.out, args.references)
+    print(f"aggregate: scale {m['scale']}; claims {m['claims']}"
+          + "".join(f"; reference {p}: {r['claims']}" for p, r in m.get("reference", {}).items()))
 
 
 if __name__ == "__main__":

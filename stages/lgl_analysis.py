@@ -32,9 +32,10 @@ def main() -> None:
     out = Path(args.results) / "lgl"
     write_json(out / "entropy.json", ent)
     write_json(out / "compute.json", comp)
-    print(f"lgl analysis: similar_classes_ranked_low = {ent['similar_classes_ranked_low']:.2f} "
-          f"({ent['n_probes']} probes); time_ratio_vs_formula_error = "
-          f"{comp['time_ratio_vs_formula_error']:.3f}")
+    r, e = ent["similar_class_rank"], comp["time_ratio_vs_formula_error"]
+    num = lambda d: ", ".join(f"{float('nan') if d[k] is None else d[k]:.3f}" for k in ("value", "lo", "hi"))
+    print(f"lgl analysis: similar_class_rank (value, lo, hi) = {num(r)} ({r['n_selections']} "
+          f"selections, {r['n_probes']} probes); time_ratio_vs_formula_error = {num(e)}")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ def main() -> None:
     rt = params.runtime
     workers = 1 if rt["device"] == "cuda" else int(rt["workers"])   # the toy always runs on CPU
     s = run_toy(toy_params(params.raw, params.scale), args.out, threads=int(rt["threads"]), workers=workers)
-    print(f"lgl_toy: {len(s['runs'])} runs; spl_inv_faster_than_spl = "
-          f"{s['spl_inv_faster_than_spl']:.2f}, lgl_faster_than_baseline = "
-          f"{s['lgl_faster_than_baseline']:.2f}")
+    t = {k: s[k] for k in ("spl_inv_faster_than_spl", "lgl_faster_than_baseline")}
+    print(f"lgl_toy: {len(s['runs'])} runs; " + ", ".join(
+        f"{k} = {v['wins']}/{v['n']} [{v['lo']:.2f}, {v['hi']:.2f}]" for k, v in t.items()))
 
 
 if __name__ == "__main__":

@@ -158,10 +158,10 @@ def test_a_runs_code_hash_covers_every_module_it_loads(group, tmp_path, prepared
     """Per method family: train in a fresh interpreter, then every trainrepro module that the
     interpreter loaded must be among the files the run's code hash covers."""
     families = {
-        "core": [("fullmodel", {}), ("spl", {}), ("spl_inv", {}), ("spld", {}),
-                 ("self_paced", {})],
+        "core": [("fullmodel", {}), ("spl", {}), ("spl_inv", {}), ("spld", {})],
         "mentornet": [("mentornet", {"mentor_path": mentor_file(tmp_path)}),
                       ("mentornet_record", {}), ("forgetting", {"dropout": 0.3}),
+                      ("self_paced", {}), ("self_paced", {"threshold": "moving_percentile"}),
                       ("focal", {}), ("reed", {}), ("goldberger", {})],
         "lgl": [("lgl", {"steps": 2}), ("baseline_matched", {"steps": 2})],
         "alternation": [("i_alt", {"warmup_epochs": 1}), ("b_alt", {"warmup_epochs": 1}),

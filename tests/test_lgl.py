@@ -3,13 +3,18 @@ the SPL / SPL_INV / SPLD selections, the compute-matched baseline and exact resu
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import yaml
 
-from trainrepro.config import TRAIN_DEFAULTS
+from trainrepro import stats
+from trainrepro.config import TRAIN_DEFAULTS, Params, expand_study, load_params
 from trainrepro.data.loader import DeviceData
 from trainrepro.data.prepared import PreparedDataset, normalisation
 from trainrepro.engine import Trainer
@@ -21,6 +26,9 @@ from trainrepro.methods.spl import (
     spl_select,
     spld_select,
 )
+from trainrepro.optim import lr_factor
+from trainrepro.papers.lgl import PAPER
+from trainrepro.papers.lgl import method as lgl_method
 from trainrepro.papers.lgl.method import (
     class_order,
     group_sizes,
@@ -28,6 +36,7 @@ from trainrepro.papers.lgl.method import (
     select_by_entropy,
 )
 from trainrepro.registry import ConfigError
+from trainrepro.report.claims import evaluate_claims
 
 
 def feature_data(k: int = 7, n_per_class: int = 20, dim: int = 4, seed: int = 0) -> DeviceData:
@@ -150,6 +159,24 @@ def test_phase_change_reinitialises_only_untrained_rows():
     assert torch.equal(w, off.model.classifier.weight)
 
 
+def test_entropy_selection_is_inside_the_timed_region(monkeypatch):
+    """Old behaviour caught: LGL chose its classes in on_phase_change, outside the engine's
+    train_time_s region, while SPL's scoring (in active_subset) was inside it (claim L7 timed
+    LGL without its own work). A selection that takes 0.3 s must show in that step's first epoch."""
+    real = lgl_method.class_conditional_entropy
+
+    def slow(*a, **k):
+        time.sleep(0.3)
+        return real(*a, **k)
+
+    monkeypatch.setattr(lgl_method, "class_conditional_entropy", slow)
+    tr = trainer("lgl", {"strategy": "d", "steps": 3})
+    tr.fit()
+    first = [r for r in tr.history if r["epoch"] in (2, 4)]     # first epochs of steps 1 and 2
+    assert all(r["train_time_s"] >= 0.3 for r in first)
+    assert [len(s["chosen"]) for s in tr.method.selections] == group_sizes(7, 3)[1:]
+
+
 def test_plateau_convergence_ends_steps_early_and_respects_the_cap():
     tr = trainer("lgl", {"strategy": "r", "steps": 3, "convergence": "plateau", "patience": 1,
                          "max_epochs_per_step": 4, "min_delta": 10.0}, epochs=20)
@@ -237,8 +264,42 @@ def test_spl_pace_grows_to_the_whole_training_set():
 
 # --- compute-matched baseline, validation, resume -----------------------------------------------
 def test_compute_matched_baseline_epochs():
-    assert trainer("baseline_matched", {"steps": 4}, epochs=12).epochs == 48
-    assert trainer("baseline_matched", {"steps": 4, "match": "sample_epochs"}, epochs=12).epochs == 30
+    assert trainer("baseline_matched", {"steps": 4, "match": "epochs"}, epochs=12).epochs == 48
+    assert trainer("baseline_matched", {"steps": 4, "match": "formula"}, epochs=12).epochs == 30
+
+
+@pytest.mark.parametrize("steps", [3, 4])
+def test_compute_matched_baseline_visits_as_many_samples_as_its_lgl_run(steps):
+    """Old behaviour caught: the default matched m x train.epochs epochs, i.e. about 2m/(m + 1)
+    times the sample visits of LGL(r, m); now the baseline's total n_active equals the LGL run's
+    exactly (the same seed, hence the same class order)."""
+    lgl = trainer("lgl", {"strategy": "r", "steps": steps}, epochs=3, seed=5)
+    lgl.fit()
+    base = trainer("baseline_matched", {"steps": steps}, epochs=3, seed=5)
+    base.fit()
+    visits = sum(r["n_active"] for r in lgl.history)
+    assert sum(r["n_active"] for r in base.history) == visits
+    assert base.method.summary()["lgl_sample_visits"] == visits
+    n = len(base.data.train_idx)
+    assert all(r["n_active"] == n for r in base.history[:-1])       # whole epochs, then the rest
+    assert base.epochs < steps * 3                                   # fewer than m x E epochs
+    lrs = [r["lr"] for r in base.history]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.2 * lrs[0]   # one schedule spans the run
+
+
+def test_cifar10_jpeg_lgl_block_anneals_like_the_full_recipe():
+    """Old behaviour caught: the 30-epoch block kept 0.95 per epoch, ending at lr x0.23 (0.95 ** 29)
+    instead of annealing to the 100-epoch recipe's ~x0.006; the compute-matched baseline likewise."""
+    raw = load_params(Path(__file__).resolve().parents[1] / "params.yaml").raw
+    for profile in ("cifar10_jpeg", "paper"):
+        runs = expand_study(Params({**raw, "profile": profile}), "lgl")
+        for spec in runs:
+            if spec.method not in ("baseline", "baseline_matched", "baseline_matched_r3"):
+                continue
+            t = spec.train
+            total = t["epochs"] if spec.method == "baseline" else 3 * t["epochs"]
+            last = lr_factor(t["schedule"], total - 1, total, t["schedule_args"])
+            assert 0.95 ** 100 <= last <= 0.95 ** 95, (profile, spec.method, last)
 
 
 def test_bad_parameters_are_refused_before_any_work():
@@ -278,6 +339,22 @@ def test_interrupted_lgl_run_resumes_exactly(tmp_path):
 
 
 def make_hist(run_dir):
-    import pandas as pd
-
     return pd.read_csv(run_dir / "history.csv").to_dict("records")
+
+
+def test_claims_l3_and_l8_are_not_decided_at_quick_scale(tmp_path):
+    """Old behaviour caught: L8 (a CIFAR-100 sentence) was judged on digits, and L3 (tolerance
+    0.0035, calibrated on CIFAR) came out 'inconclusive' at quick scale although no quick-scale
+    interval can meet it. Now L8 is 'not comparable' and L3 'not testable at this scale' there,
+    while at paper scale L3 is evaluated (here: equal strategies within the tolerance hold)."""
+    claims = [c for c in yaml.safe_load(PAPER.claims_path.read_text())["claims"] if c["id"] in ("L3", "L8")]
+    methods = ["baseline", "spl", "spl_inv", "spld", "lgl_r2", "lgl_r3", "lgl_r4", "lgl_d3", "lgl_s3"]
+    rows = [{"dataset": ds, "model": "m", "noise": 0.0, "method": m, "seed": s, "status": "ok",
+             "test_acc": 0.9 + 0.001 * s + (0.02 if m == "lgl_r4" else 0.0)}
+            for ds in ("digits",) for m in methods for s in range(3)]
+    quick = evaluate_claims(claims, {"lgl": pd.DataFrame(rows)}, tmp_path, scale="quick")
+    v = dict(zip(quick["id"], quick["verdict"]))
+    assert v == {"L3": stats.NOT_TESTABLE, "L8": stats.NOT_COMPARABLE}
+    paper = pd.DataFrame([{**r, "dataset": "cifar100"} for r in rows])
+    v = dict(zip(*evaluate_claims(claims, {"lgl": paper}, tmp_path, scale="paper")[["id", "verdict"]].T.values))
+    assert v == {"L3": stats.HOLDS, "L8": stats.HOLDS}

@@ -212,8 +212,8 @@ def _tiny_params(tmp: Path) -> Path:
         {"datasets": ["gauss_overlapping"], "noise": [0.4], "seeds": [0], "methods": ["mentornet_dd"],
          "train": {"model": "mlp", "model_args": {"hidden": [16]}, "epochs": 4, "batch_size": 32}},
     ]}
-    raw["methods"]["forgetting"]["grid"] = [0.0, 0.5]
     raw["mentor"]["profiles"] = {"quick": {"fit": {"batch_size": 128, "steps": 60},
+                                           "forgetting": {"keep_grid": [1.0, 0.5]},
                                            "pd": {"grid_points": 9},
                                            "surface": {"points": 9}}}
     path = tmp / "params.yaml"
@@ -250,6 +250,7 @@ def test_mentor_stage_writes_loadable_mentors_and_the_prop1_metric(stage_outputs
     assert (out / "curriculum_surface.png").exists()
     sel = summary["forgetting"]["digits-small_cnn-n0.4-forgetting"]
     assert sel["dropout"] in (0.0, 0.5) and set(sel["grid"]) == {"0", "0.5"}
+    assert sel["keep_prob"] == 1.0 - sel["dropout"]
 
 
 def test_dd_transfer_between_datasets_with_different_class_counts(stage_outputs):

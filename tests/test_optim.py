@@ -75,3 +75,16 @@ def test_unknown_optimizer_or_argument_is_refused_naming_the_allowed_ones():
 def test_cosine_holds_its_floor_after_the_phase_ends():
     assert lr_factor("cosine", 25, 20, {"min_factor": 0.1}) == pytest.approx(0.1)
     assert math.isclose(lr_factor("exponential", 3, 20, {"gamma": 0.5}), 0.125)
+
+
+def test_exponential_decay_epochs_spans_the_run_whatever_its_length():
+    """Old behaviour caught: gamma ** epoch ignored the run length, so a 30-epoch run of the
+    0.95-per-epoch recipe ended at lr x0.21 (un-annealed) and a 400-epoch compute-matched baseline
+    spent its last 300 epochs below lr x6e-3. With decay_epochs = 100 every run ends at 0.95 ** 100."""
+    full = [lr_factor("exponential", e, 100, {"gamma": 0.95, "decay_epochs": 100}) for e in range(101)]
+    assert full == pytest.approx([0.95 ** e for e in range(101)])       # the recipe's own length
+    short = lr_factor("exponential", 30, 30, {"gamma": 0.95, "decay_epochs": 100})
+    long = lr_factor("exponential", 400, 400, {"gamma": 0.95, "decay_epochs": 100})
+    assert short == pytest.approx(0.95 ** 100) and long == pytest.approx(0.95 ** 100)
+    assert lr_factor("exponential", 15, 30, {"gamma": 0.95, "decay_epochs": 100}) == pytest.approx(0.95 ** 50)
+    assert lr_factor("exponential", 30, 30, {"gamma": 0.95}) == pytest.approx(0.95 ** 30)  # torch's

@@ -57,6 +57,7 @@ RULE_KEYS = {
     "scalar": {"file", "key", "op", "value"},
 }
 SELECTOR_KEYS = {"study", "dataset", "noise", "method", "model"}
+OPTIONAL_RULE_KEYS = {"testable_at", "why_not_testable", "combine"}   # report/claims.py options
 CLAIM_PREFIX = {"mentornet": "M", "lgl": "L", "alternation": "A", "llbsgd": "B"}
 
 
@@ -310,8 +311,9 @@ def test_claims_schema(claims_doc):
             assert r["type"] in RULE_KEYS, (c["id"], r["type"])
             missing = RULE_KEYS[r["type"]] - set(r)
             assert not missing, (c["id"], missing)
-            extra = set(r) - RULE_KEYS[r["type"]] - {"type"}
+            extra = set(r) - RULE_KEYS[r["type"]] - {"type"} - OPTIONAL_RULE_KEYS
             assert not extra, (c["id"], extra)
+            assert isinstance(r.get("testable_at", []), list), c["id"]
             if r["type"] == "scalar":
                 assert r["op"] in {"<=", ">=", "<", ">"}
                 assert isinstance(r["value"], (int, float))
@@ -343,7 +345,7 @@ def test_required_claims(claims_doc):
     for cid in required:
         assert cid in by_id, cid
     types = lambda cid: [r["type"] for r in iter_rules(by_id[cid])]  # noqa: E731
-    assert types("M1") == ["greater"]
+    assert types("M1") == ["greater"] and types("M13") == ["greater"]
     assert types("M2") == ["best"] * 4
     assert types("M3") == ["greater", "greater"]
     assert types("M5") == ["greater"] and by_id["M5"]["rule"]["a"] == {"method": "mentornet_dd_transfer"}

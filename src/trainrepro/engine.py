@@ -138,7 +138,8 @@ class Trainer:
     def build_optimizer(self) -> torch.optim.Optimizer:
         return build_optimizer(self.cfg["optimizer"], self.model, lr=float(self.cfg["lr"]),
                                weight_decay=float(self.cfg["weight_decay"]),
-                               args=self.cfg.get("optimizer_args", {}))
+                               args=self.cfg.get("optimizer_args", {}),
+                               overrides=self.method.optimizer_overrides(self.model))
 
     def restart_schedule(self, epoch: int, total: int | None = None) -> None:
         """Restart the lr schedule at `epoch` (lr back to its initial value)."""

@@ -40,7 +40,7 @@ def load_runs(results_root: str | Path, study: str) -> pd.DataFrame:
             "rule": rep.get("rule"), "epochs_run": rec.get("epochs_run"),
             "wall_time_s": rec.get("wall_time_s"), "device": rec.get("device"),
             "realised_noise": (rec.get("noise") or {}).get("realised_wrong_rate"),
-            "run_dir": str(Path(r["run_dir"])),
+            "run_dir": str(path.parent),  # where the record was read (also for a reference tree)
         })
     cols = CELL_KEYS + ["cell", "seed", "status", "diverged_epoch", "test_acc", "val_acc", "test_loss",
                         "reported_epoch", "rule", "epochs_run", "wall_time_s", "device",

@@ -35,10 +35,11 @@ GAUSSIAN_LAYOUTS: dict[str, np.ndarray] = {
 }
 
 
-def gaussian_blobs(layout: str, n_per_class: int, seed: int,
-                   scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Draw n_per_class points from each of the layout's Gaussians (covariance identity)."""
-    centres = GAUSSIAN_LAYOUTS[layout] * scale
+def gaussian_blobs(layout: str, n_per_class: int, seed: int, scale: float = 1.0,
+                   centres: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Draw n_per_class points from each of the layout's Gaussians (covariance identity);
+    `centres` (a list of 2-D points) replaces the layout's own centres."""
+    centres = (GAUSSIAN_LAYOUTS[layout] if centres is None else np.asarray(centres, float)) * scale
     rng = np.random.default_rng(seed)
     xs = [rng.standard_normal((n_per_class, 2)) + c for c in centres]
     y = np.repeat(np.arange(len(centres)), n_per_class)

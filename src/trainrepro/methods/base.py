@@ -8,10 +8,11 @@ this order; every hook is listed with its real signature:
 | `resolve_run(spec, results_root) -> dict` (cls)  | before the run, in the train stage | MentorNet (mentor file), Forgetting (dropout) |
 | `planned_epochs(epochs) -> int`                  | once, at construction              | LGL (m steps), matched baseline |
 | `wrap_model(model) -> nn.Module`                 | once, before the optimizer is built | Forgetting, Goldberger, alternation (HT units) |
-| `phase(epoch) -> int`                            | every epoch start                  | LGL steps                      |
-| `on_phase_change(phase)`                         | when `phase` changes               | LGL (lr reset, classifier re-init) |
+| `optimizer_overrides(model) -> [(params, settings)]` | once, when the optimizer is built | Goldberger (channel without weight decay) |
+| `phase(epoch) -> int`                            | every epoch start                  | LGL steps, Goldberger (pretraining) |
+| `on_phase_change(phase)`                         | when `phase` changes               | LGL (lr reset, classifier re-init), Goldberger (channel init) |
 | `on_epoch_start(epoch)`                          | every epoch, after the phase check | MentorNet, SPL, LGL, self-paced |
-| `active_subset(epoch) -> Tensor or None`         | every epoch                        | LGL steps, SPL / SPL_INV / SPLD |
+| `active_subset(epoch) -> Tensor or None`         | every epoch                        | LGL steps, SPL / SPL_INV / SPLD, self-paced |
 | `forward(net, batch) -> logits`                  | every training step                | alternation (per-example masks by `batch.idx`) |
 | `loss(logits, targets, batch) -> (B,)`           | every training step                | Reed, Goldberger, focal        |
 | `sample_weights(batch, per_sample_loss, progress) -> (B,) or None` | every step       | MentorNet, self-paced, focal   |
@@ -21,7 +22,8 @@ this order; every hook is listed with its real signature:
 | `state_dict()` / `load_state_dict(state)`        | checkpoints / resume               | every stateful method          |
 
 The optimizer is not a method hook: optimizers come from the optimizer registry, are built from
-the model, and receive the loss through torch's `step(closure)` (see `optim/__init__.py`).
+the model, and receive the loss through torch's `step(closure)` (see `optim/__init__.py`); a
+method only moves some parameters into groups with other settings (`optimizer_overrides`).
 Methods see the trainer only through `TrainerView`.
 
 Hyper-parameters are declared in `defaults` (types are taken from the defaults), with
@@ -117,6 +119,11 @@ class Method:
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         return model
+
+    def optimizer_overrides(self, model: nn.Module) -> list[tuple[list[nn.Parameter], dict[str, Any]]]:
+        """Parameters that get their own optimizer group settings, e.g. `([p], {"weight_decay":
+        0.0})`; every other setting is the group's the optimizer builder made."""
+        return []
 
     def phase(self, epoch: int) -> int:
         """Training phase; when it changes the engine calls `on_phase_change` first."""

@@ -93,11 +93,32 @@ def schedule_args(name: str) -> dict[str, Any]:
     return {k: p.default for k, p in sig.parameters.items() if k not in ("epoch", "total")}
 
 
+def override_groups(opt: torch.optim.Optimizer,
+                    overrides: list[tuple[list[nn.Parameter], dict[str, Any]]]) -> None:
+    """Move each override's parameters out of the groups the builder made into groups of their
+    own with the same settings plus the override's (e.g. weight_decay 0), before any step."""
+    for params, settings in overrides:
+        ids = {id(p) for p in params}
+        for g in list(opt.param_groups):
+            moved = [p for p in g["params"] if id(p) in ids]
+            if not moved:
+                continue
+            g["params"] = [p for p in g["params"] if id(p) not in ids]
+            opt.add_param_group({**{k: v for k, v in g.items() if k != "params"}, **settings,
+                                 "params": moved})
+    opt.param_groups[:] = [g for g in opt.param_groups if g["params"]]
+
+
 def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float,
-                    args: dict[str, Any]) -> torch.optim.Optimizer:
+                    args: dict[str, Any],
+                    overrides: list[tuple[list[nn.Parameter], dict[str, Any]]] | None = None
+                    ) -> torch.optim.Optimizer:
+    """The registered optimizer over `model`; `overrides` (a method's `optimizer_overrides`)
+    give some parameters their own group settings."""
     spec: OptimizerSpec = OPTIMIZERS.get_checked(name, "train.optimizer")
     check_args(spec.args, args, "train.optimizer_args", name)
     opt = spec.build(model, lr=lr, weight_decay=weight_decay, **{**spec.args, **args})
+    override_groups(opt, overrides or [])
     for g in opt.param_groups:
         g.setdefault("base_lr", g["lr"])
         g.setdefault("lr_scale", 1.0)

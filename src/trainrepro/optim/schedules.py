@@ -31,8 +31,16 @@ def multistep(epoch: int, total: int, milestones: list = (0.5, 0.75), gamma: flo
 
 
 @SCHEDULES.register("exponential")
-def exponential(epoch: int, total: int, gamma: float = 0.95) -> float:
-    """torch's ExponentialLR(gamma): gamma ** epoch, whatever the run length."""
+def exponential(epoch: int, total: int, gamma: float = 0.95, decay_epochs: int = 0) -> float:
+    """torch's ExponentialLR(gamma): gamma ** epoch, whatever the run length (decay_epochs 0).
+
+    decay_epochs > 0: `gamma` is the per-epoch decay of a run of `decay_epochs` epochs, and the
+    schedule spans the actual run instead: gamma ** (epoch * decay_epochs / total), so a run of
+    any length ends at the decay gamma ** decay_epochs of the recipe (LGL's 0.95 per epoch over
+    100 epochs: a 30-epoch run decays by 0.95 ** (100/30) per epoch, a 400-epoch compute-matched
+    baseline by 0.95 ** (100/400)); a run of exactly decay_epochs epochs is plain gamma ** epoch."""
+    if decay_epochs > 0:
+        return gamma ** (epoch * decay_epochs / max(total, 1))
     return gamma ** epoch
 
 

@@ -1,5 +1,9 @@
 """The aggregate stage's work: per-cell summaries, paper-vs-ours tables, claim verdicts,
-headline metrics for `dvc exp show`, and mean curves for `dvc plots`."""
+headline metrics for `dvc exp show`, and mean curves for `dvc plots`.
+
+Claims and paper tables carry one verdict column per scale: the pipeline's own results, then
+each profile with reference runs (reference_runs/<profile>/, report/reference.py), evaluated
+on that profile's own records by the same rules."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +18,16 @@ from ..io import atomic_write_text, write_json
 from ..registry import PAPERS
 from ..results import load_histories, load_runs, summarise
 from .claims import evaluate_claims, scalar_value
+from .reference import (
+    DEFAULT_ROOT,
+    Scale,
+    column,
+    merge_paper_comparisons,
+    merge_verdicts,
+    rebase_scalar_files,
+    scales_for,
+    scales_record,
+)
 from .tables import cells_table, paper_comparison, write_table
 
 
@@ -28,34 +42,55 @@ def load_claims() -> list[dict[str, Any]]:
             for c in yaml.safe_load(paper.claims_path.read_text())["claims"]]
 
 
-def claims_markdown(verdicts: pd.DataFrame, params: Params) -> str:
-    lines = [f"# Claims of the four papers: verdicts at scale `{params.scale}`", "",
-             f"Profile `{params.profile_name}`: {params.profile.get('label', '')}. Verdicts come from "
-             "the rules in each paper's claims.yaml (src/trainrepro/papers/<paper>/) applied to our per-seed results "
-             "(Welch 95% t-interval of each difference; trainrepro.stats decides every verdict): *holds* / "
-             "*does not hold* / *inconclusive* (the interval straddles the threshold) / *not comparable* "
-             "(the claim is about a dataset this scale does not run) / *not testable at this scale* (the "
-             "claim's tolerance or mechanism needs a larger scale) / *not run* (the study or cell is not part of this profile). A verdict at quick scale is about our small-scale analogue, not about "
-             "the paper's numbers.", ""]
-    counts = verdicts["verdict"].value_counts().to_dict()
-    lines.append("Summary: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+def claims_markdown(by_scale: list[tuple[Scale, pd.DataFrame]], params: Params) -> str:
+    """claims.md: one verdict column per scale (the pipeline's own, then each scale with
+    reference runs), the evidence of every scale in one cell."""
+    scales = [s for s, _ in by_scale]
+    refs = "".join(f", reference scale `{s.scale}`" for s in scales[1:])
+    lines = [f"# Claims of the four papers: verdicts at scale `{params.scale}`{refs}", "",
+             (f"Profile `{params.profile_name}`: {params.profile.get('label', '')}. Verdicts come from "
+              "the rules in each paper's claims.yaml (src/trainrepro/papers/<paper>/) applied to our per-seed results "
+              "(Welch 95% t-interval of each difference; trainrepro.stats decides every verdict): *holds* / "
+              "*does not hold* / *inconclusive* (the interval straddles the threshold) / *not comparable* "
+              "(the claim is about a dataset this scale does not run) / *not testable at this scale* (the "
+              "claim's tolerance or mechanism needs a larger scale) / *not run* (the study or cell is not part of this profile). A verdict at quick scale is about our small-scale analogue, not about "
+              "the paper's numbers. A reference scale's verdicts apply the same rules to the committed "
+              "records of runs made at that scale (reference_runs/<profile>/, README there)."), "",
+             "Scales:"]
+    for s, v in by_scale:
+        counts = v["verdict"].value_counts().to_dict()
+        where = ("this pipeline's results" if s.kind == "pipeline" else
+                 f"reference runs in `{s.results_root.as_posix()}` (devices "
+                 f"{', '.join(s.provenance.get('devices', []))}; commit "
+                 f"`{s.provenance.get('git', {}).get('commit')}`; exported {s.provenance.get('exported_at')})")
+        lines.append(f"- **{s.title}** (profile `{s.profile}`), {where}. Summary: "
+                     + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())))
+    wide = merge_verdicts(by_scale)
+    heads = [column("verdict", s) for s in scales]
     for paper in PAPERS.values():
-        sub = verdicts[verdicts["paper"] == paper.name]
+        sub = wide[wide["paper"] == paper.name]
         if sub.empty:
             continue
-        lines += ["", f"## {paper.title}", "", "| id | claim | source | verdict | evidence |",
-                  "|---|---|---|---|---|"]
+        lines += ["", f"## {paper.title}", "",
+                  "| id | claim | source | " + " | ".join(heads) + " | evidence |",
+                  "|---|---|---|" + "---|" * len(heads) + "---|"]
         for _, r in sub.iterrows():
-            ev = str(r["evidence"]).replace("|", "/")
-            lines.append(f"| {r['id']} | {r['statement']} | {r['source']} | **{r['verdict']}** | {ev} |")
+            evs = [str(r[column("evidence", s)]).replace("|", "/") for s in scales]
+            ev = evs[0] if len(scales) == 1 else "<br>".join(
+                f"**{s.scale}**: {e}" for s, e in zip(scales, evs))
+            lines.append(f"| {r['id']} | {r['statement']} | {r['source']} | "
+                         + " | ".join(f"**{r[h]}**" for h in heads) + f" | {ev} |")
     return "\n".join(lines) + "\n"
 
 
-def aggregate(params: Params, results_root: str = "results", out: str = "reports") -> dict[str, Any]:
+def aggregate(params: Params, results_root: str = "results", out: str = "reports",
+              reference_root: str = DEFAULT_ROOT) -> dict[str, Any]:
     outp = Path(out)
     tables, curves = outp / "tables", outp / "curves"
     studies = params.studies()
+    scales = scales_for(params, results_root, reference_root)
     runs_by_study = {s: load_runs(results_root, s) for s in sorted(set(studies) | set(PAPERS))}
+    runs_by_scale = [runs_by_study] + [{p: load_runs(s.results_root, p) for p in PAPERS} for s in scales[1:]]
     metrics: dict[str, Any] = {"profile": params.profile_name, "scale": params.scale}
     cell_metrics: dict[str, Any] = {}
     for study in studies:
@@ -78,30 +113,48 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
             for cell, g in mean.groupby("cell"):
                 atomic_write_text(curves / study / f"{cell}.csv",
                                   g.drop(columns=["cell"]).to_csv(index=False, float_format="%.6g"))
+    named = ", ".join(f"`{s.scale}`" for s in scales)
     for paper in PAPERS:
-        cells = summarise(runs_by_study[paper])
+        cells_by_scale = [(s, summarise(r[paper])) for s, r in zip(scales, runs_by_scale)]
         for table in load_paper(paper).get("tables", []):
             if table.get("kind") == "classes" or not table.get("entries"):
                 continue
-            comp = paper_comparison(table, cells)
+            comp = merge_paper_comparisons([(s, paper_comparison(table, c)) for s, c in cells_by_scale])
             write_table(comp, tables / f"{paper}_{table['id']}",
                         f"{paper} {table.get('source', table['id'])}: {table.get('title', '')} — paper "
-                        f"value vs ours at scale `{params.scale}`")
+                        f"value vs ours at scale(s) {named}")
     for paper in PAPERS.values():  # tables in the paper's own layout, where it has them
-        if paper.name in studies and paper.write_tables is not None:
+        if paper.write_tables is None:
+            continue
+        if paper.name in studies:
             paper.write_tables(results_root, tables)
-    verdicts = evaluate_claims(load_claims(), {p: runs_by_study[p] for p in PAPERS}, ".",
-                               scale=params.scale)
+        for s in scales[1:]:   # a reference scale's own, beside: reference/<profile>/
+            if paper.name in s.studies():
+                paper.write_tables(str(s.results_root), tables / "reference" / s.profile)
+    claims = load_claims()
+    by_scale = [(s, evaluate_claims(rebase_scalar_files(claims, s.results_root),
+                                    {p: r[p] for p in PAPERS}, ".", scale=s.scale))
+                for s, r in zip(scales, runs_by_scale)]
+    verdicts = by_scale[0][1]
     write_table(verdicts, tables / "claims", "Claims and verdicts")
-    atomic_write_text(outp / "claims.md", claims_markdown(verdicts, params))
+    for s, v in by_scale[1:]:
+        write_table(v, tables / f"claims_{s.profile}", f"Claims and verdicts at reference scale {s.title}")
+    write_table(merge_verdicts(by_scale), tables / "claims_by_scale", "Claims: one verdict per scale")
+    write_json(tables / "scales.json", scales_record(scales))
+    atomic_write_text(outp / "claims.md", claims_markdown(by_scale, params))
     metrics["claims"] = verdict_counts(verdicts)
     for paper in PAPERS.values():
         metrics[paper.name] = paper_headline(paper, verdicts[verdicts["paper"] == paper.name],
                                              summarise(runs_by_study[paper.name]))
+    if len(scales) > 1:  # `dvc metrics diff` names a reference claim whose verdict changed
+        metrics["reference"] = {s.profile: {"scale": s.scale, "claims": verdict_counts(v), **{
+            p: " ".join(f"{r['id']}:{VERDICT_CODES[r['verdict']]}" for _, r in v[v["paper"] == p].iterrows())
+            for p in PAPERS}} for s, v in by_scale[1:]}
     # Per-cell numbers and the scalars behind claims (e.g. M4's Proposition-1 violations, L7's
     # time ratio error): a second file, kept out of `dvc exp show`'s default columns.
     cell_metrics["claim_scalars"] = {
-        f"{c['id']}.{r['key']}": v for c in load_claims() for r in (c.get("rules") or [c["rule"]])
+        f"{c['id']}.{r['key']}": v for c in rebase_scalar_files(claims, results_root)
+        for r in (c.get("rules") or [c["rule"]])
         if r["type"] == "scalar" and (v := scalar_value(r, Path("."))[0]) is not None}
     write_json(tables / "metrics_cells.json", cell_metrics)
     write_json(outp / "metrics.json", metrics)

@@ -52,6 +52,22 @@ def class_order(num_classes: int, seed: int) -> list[int]:
     return torch.randperm(num_classes, generator=g).tolist()
 
 
+def random_groups(order: list[int], sizes: list[int]) -> list[list[int]]:
+    """Strategy r's groups: the class order cut into consecutive groups of `sizes`."""
+    ends = [sum(sizes[:i + 1]) for i in range(len(sizes))]
+    return [sorted(order[e - n:e]) for e, n in zip(ends, sizes)]
+
+
+def lgl_sample_visits(class_counts: list[int], groups: list[list[int]], step_len: int) -> int:
+    """Sample visits of a fixed-epoch LGL run: step k trains `step_len` epochs on every training
+    sample of the classes in groups[0..k]."""
+    visits, active = 0, 0
+    for g in groups:
+        active += sum(class_counts[c] for c in g)
+        visits += step_len * active
+    return visits
+
+
 def select_by_entropy(entropy: dict[int, float], size: int, strategy: str) -> list[int]:
     """d: the `size` classes with the highest H_w(T|X_i) (Eq. 9); s: the lowest. Ties by index."""
     if strategy not in ("d", "s"):
@@ -145,29 +161,38 @@ class LGL(Method):
         return self.step
 
     def active_subset(self, epoch: int) -> torch.Tensor:
+        if len(self.groups) <= self.step:      # a new step: choose its classes first
+            self.select_classes(self.step)
         if self._active is None or self._active[0] != self.step:
             self._active = (self.step, train_indices_of_classes(self.trainer, self.trained_classes))
         return self._active[1]
+
+    def select_classes(self, phase: int) -> None:
+        """Choose step `phase`'s classes with strategy f. Called from `active_subset`, so that the
+        selection (d / s: a forward pass over every untrained class) lies in the engine's timed
+        region, as SPL's scoring does (Sec. 4.3 compares the training time of both). Untrained
+        rows may already be re-initialised: H_w(T|X_i) uses only the trained classes' outputs."""
+        trained = sorted(c for g in self.groups[:phase] for c in g)
+        untrained = [c for c in range(self.K) if c not in trained]
+        entropy = class_conditional_entropy(self.trainer, untrained, trained)
+        if self.p["strategy"] == "r":
+            chosen = random_groups(self.order, self.sizes)[phase]
+        else:
+            chosen = select_by_entropy(entropy, self.sizes[phase], self.p["strategy"])
+        self.groups.append(chosen)
+        self.selections.append({"step": phase, "trained": trained, "chosen": chosen,
+                                "entropy": {str(c): h for c, h in entropy.items()}})
 
     def on_epoch_start(self, epoch: int) -> None:
         # Idempotent: the lr schedule of every step starts at step_start and spans one step.
         self.trainer.restart_schedule(self.step_start, self.step_len)
 
     def on_phase_change(self, phase: int) -> None:
-        """Step `phase` begins: select its classes, re-init untrained rows, reset the lr."""
+        """Step `phase` begins: re-init untrained rows, reset the lr (its classes are chosen by
+        `select_classes` at the step's first `active_subset`)."""
         tr = self.trainer
         trained = sorted(c for g in self.groups[:phase] for c in g)
         untrained = [c for c in range(self.K) if c not in trained]
-        if len(self.groups) <= phase:
-            size = self.sizes[phase]
-            entropy = class_conditional_entropy(tr, untrained, trained)
-            if self.p["strategy"] == "r":
-                chosen = sorted(self.order[sum(self.sizes[:phase]):sum(self.sizes[:phase + 1])])
-            else:
-                chosen = select_by_entropy(entropy, size, self.p["strategy"])
-            self.groups.append(chosen)
-            self.selections.append({"step": phase, "trained": trained, "chosen": chosen,
-                                    "entropy": {str(c): h for c, h in entropy.items()}})
         if self.p["reinit_untrained"]:
             g = torch.Generator().manual_seed(self.seed * 1000 + phase)
             reinit_classifier_rows(tr.model.classifier, untrained, g,
@@ -235,15 +260,58 @@ class LGL(Method):
 
 @register
 class ComputeMatchedBaseline(Method):
-    """Plain training (the Baseline) given the compute of an LGL(., m) run: `match` = epochs
-    trains m x train.epochs epochs (as many epochs as the LGL run), sample_epochs trains
-    ceil(train.epochs (m + 1) / 2) epochs (as many sample visits, Sec. 4.3's 1/2 t (m + 1))."""
+    """Plain training (the Baseline) given the compute of an LGL(r, m) run of the same seed.
+
+    match = sample_visits (default): as many sample visits (forward + backward passes of one
+    training sample) as that LGL run makes over all its steps, sum_k step_len x |samples of the
+    classes trained at step k| for the run seed's class order -- about (m + 1)/2 epochs' worth per
+    baseline epoch (Sec. 4.3), not m; whole epochs, then a last epoch on a seeded random subset of
+    the remainder, so the count is exact. epochs: m x train.epochs epochs (as many epochs as LGL,
+    i.e. about 2m/(m + 1) times its sample visits); formula: ceil(train.epochs (m + 1) / 2)
+    epochs (Sec. 4.3's 1/2 t (m + 1) for equal class sizes). `steps`, `grouping`,
+    `epochs_per_step` and `order_seed` mean what they mean for the LGL run matched (fixed-epoch
+    convergence). The lr schedule spans the whole (longer) run: a schedule that ignores the run
+    length (exponential without decay_epochs) leaves the extra epochs at a near-zero lr."""
 
     family = "baseline_matched"
-    defaults = {"steps": 4, "match": "epochs"}
-    ranges = {"steps": (1, None)}
-    choices = {"match": ["epochs", "sample_epochs"]}
+    defaults = {"steps": 4, "match": "sample_visits", "grouping": "ceil", "epochs_per_step": 0,
+                "order_seed": -1}
+    ranges = {"steps": (1, None), "epochs_per_step": (0, None), "order_seed": (-1, None)}
+    choices = {"match": ["sample_visits", "epochs", "formula"], "grouping": ["ceil", "balanced"]}
+
+    def __init__(self, params: dict[str, Any], trainer: TrainerView):
+        super().__init__(params, trainer)
+        p = self.p
+        self.seed = int(trainer.cfg["seed"])
+        base = int(trainer.cfg["epochs"])
+        k = trainer.data.num_classes
+        labels = trainer.data.noisy[trainer.data.train_idx]
+        counts = torch.bincount(labels, minlength=k).tolist()
+        order_seed = self.seed if p["order_seed"] < 0 else int(p["order_seed"])
+        groups = random_groups(class_order(k, order_seed), group_sizes(k, int(p["steps"]), p["grouping"]))
+        self.lgl_visits = lgl_sample_visits(counts, groups, int(p["epochs_per_step"]) or base)
+        self.n_train = len(trainer.data.train_idx)
+        m = len(groups)
+        if p["match"] == "sample_visits":
+            self.full_epochs, self.remainder = divmod(self.lgl_visits, self.n_train)
+        elif p["match"] == "epochs":
+            self.full_epochs, self.remainder = m * base, 0
+        else:
+            self.full_epochs, self.remainder = math.ceil(base * (m + 1) / 2), 0
 
     def planned_epochs(self, epochs: int) -> int:
-        m = int(self.p["steps"])
-        return m * epochs if self.p["match"] == "epochs" else math.ceil(epochs * (m + 1) / 2)
+        return self.full_epochs + (1 if self.remainder else 0)
+
+    def active_subset(self, epoch: int) -> torch.Tensor | None:
+        if epoch < self.full_epochs or not self.remainder:
+            return None                                   # a whole epoch
+        g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        idx = self.trainer.data.train_idx
+        pick = torch.randperm(len(idx), generator=g)[:self.remainder].to(idx.device)
+        return idx[torch.sort(pick).values]
+
+    def summary(self) -> dict[str, Any]:
+        visits = self.full_epochs * self.n_train + self.remainder
+        return {"match": self.p["match"], "steps": int(self.p["steps"]),
+                "lgl_sample_visits": self.lgl_visits, "sample_visits": visits,
+                "full_epochs": self.full_epochs, "last_epoch_samples": self.remainder}

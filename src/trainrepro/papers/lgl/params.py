@@ -12,6 +12,10 @@ TOY_DEFAULTS: dict[str, Any] = {
     "test_fraction": 0.25,    # held-out points (test loss); the rest is the training set
     "data_seed": 0,
     "settings": [],           # Fig. 2 panels: {name, layout, hidden}
+    "centres": {              # layout -> cluster centres (covariance identity), Fig. 2 (g) / (i)
+        "separable": [[0.5, 1.73], [-1.0, -0.87], [2.0, -0.87]],   # (g): side 3, axes' centre
+        "overlapping": [[0.0, 1.2], [-1.0, -0.6], [1.0, -0.6]],    # (i): side ~2
+    },
     "methods": ["baseline", "spl", "spl_inv", "lgl"],
     "lr": 0.01,               # Sec. 5.1: "The learning rate is 0.01 and remains fixed"
     "batch_size": 32,         # mini-batch SGD; one iteration = one batch
@@ -19,6 +23,8 @@ TOY_DEFAULTS: dict[str, Any] = {
     "seeds": [0, 1, 2],
     "spl": {},                # SPL / SPL_INV pace (method params of families spl / spl_inv)
     "lgl": {},                # LGL params (family lgl); Sec. 5.1: 2 clusters, then the third
+    "reinit_untrained": False,  # Sec. 4.2 re-initialises untrained softmax rows only "when DNN
+                                # has many layers": not for the 1- and 3-hidden-layer toy nets
     "loss_snapshot": 0.25,    # Fig. 2 (h): per-sample losses after this share of the budget
     "by_scale": {},           # profile scale -> overrides of the keys above (e.g. tiny: 1 seed)
 }
@@ -32,7 +38,8 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
 def toy_params(raw: dict[str, Any], scale: str | None = None) -> dict[str, Any]:
     """The toy section with defaults, and the overrides of `by_scale[scale]` applied."""
     p = {**TOY_DEFAULTS, **(raw.get("lgl_toy") or {})}
-    return {**p, **(p["by_scale"].get(scale) or {})} if scale else p
+    p = {**p, **(p["by_scale"].get(scale) or {})} if scale else p
+    return {**p, "centres": {**TOY_DEFAULTS["centres"], **p["centres"]}}
 
 
 def analysis_params(raw: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +58,12 @@ def validate_toy(section: Any, raw: dict[str, Any]) -> None:
                "lr": (0.0, None), "batch_size": (1, None), "iterations": (1, None),
                "loss_snapshot": (0.0, 1.0)}.get(k)
         _check(f"lgl_toy.{k}", v, TOY_DEFAULTS[k], rng)
+    for layout, cs in section.get("centres", {}).items():   # a mapping (checked above)
+        _check("lgl_toy.centres", layout, "", None, list(TOY_DEFAULTS["centres"]))
+        if not (isinstance(cs, list) and len(cs) >= 2 and all(
+                isinstance(c, list) and len(c) == 2 and all(isinstance(v, (int, float)) for v in c)
+                for c in cs)):
+            raise ConfigError(f"lgl_toy.centres.{layout}: expected a list of at least two [x, y] points")
     for i, s in enumerate(section.get("settings", [])):
         w = f"lgl_toy.settings[{i}]"
         _check_keys(w, s, ["name", "layout", "hidden"])

@@ -28,8 +28,8 @@ PAPER_YAML = Path(__file__).resolve().parent / "paper.yaml"
 LABELS = {"baseline": "Baseline", "spl": "SPL", "spl_inv": "SPL_INV", "spld": "SPLD",
           "lgl_r2": "LGL(r, 2)", "lgl_r3": "LGL(r, 3)", "lgl_r4": "LGL(r, 4)", "lgl_r20": "LGL(r, 20)",
           "lgl_d3": "LGL(d, 3)", "lgl_s3": "LGL(s, 3)",
-          "baseline_matched": "Baseline, compute-matched to LGL(r, 4) (ours)",
-          "baseline_matched_r3": "Baseline, compute-matched to LGL(r, 3) (ours)"}
+          "baseline_matched": "Baseline, sample-visits of LGL(r, 4) (ours)",
+          "baseline_matched_r3": "Baseline, sample-visits of LGL(r, 3) (ours)"}
 TABLE1 = ["baseline", "spl", "spl_inv", "spld", "lgl_r2", "lgl_r3", "lgl_r4", "lgl_r20",
           "baseline_matched", "baseline_matched_r3"]
 TABLE3 = ["lgl_r3", "lgl_d3", "lgl_s3"]
@@ -138,24 +138,71 @@ def table2(entropy: dict[str, Any] | None) -> pd.DataFrame:
 
 
 def probes_table(entropy: dict[str, Any] | None) -> pd.DataFrame:
-    """Claim L6 evidence: per designated look-alike pair, share ranked in the lower half."""
+    """Claim L6 evidence: per designated look-alike pair, the mean normalised entropy rank of the
+    look-alike among the untrained classes (0 = lowest H, chance 0.5) over distinct selections."""
     p = pd.DataFrame((entropy or {}).get("probes", []))
     if p.empty:
         return p
-    return (p.groupby(["dataset", "trained_class", "similar_class"])["lower_half"]
+    return (p.groupby(["dataset", "trained_class", "similar_class"])["rank"]
             .agg(["mean", "count"]).reset_index()
-            .rename(columns={"mean": "share in lower half", "count": "probes"}))
+            .rename(columns={"mean": "mean rank (0 lowest H, chance 0.5)", "count": "probes"}))
+
+
+def interval_row(name: str, d: dict[str, Any] | None, thr: float, op: str, what: str) -> dict[str, Any]:
+    """One line of a claim scalar with its interval and the threshold it is judged against."""
+    d = d or {}
+    return {"quantity": name, "value": d.get("value"), "95% interval": fmt_ci(d.get("lo"), d.get("hi")),
+            "needs": f"{op} {thr:g}", "evidence": what}
+
+
+def claim_scalars(entropy: dict[str, Any] | None, compute: dict[str, Any] | None,
+                  toy: dict[str, Any] | None) -> pd.DataFrame:
+    """The scalars claims L5-L7 are decided on, each with its interval or test."""
+    r = (entropy or {}).get("similar_class_rank") or {}
+    rows = [interval_row("similar_class_rank (L6)", r, 0.5, "<",
+                         f"{r.get('n_selections', 0)} distinct selections, {r.get('n_probes', 0)} probes; "
+                         "95% t-interval over selections")]
+    e = (compute or {}).get("time_ratio_vs_formula_error")
+    rows.append(interval_row("time_ratio_vs_formula_error (L7)", e if isinstance(e, dict) else None, 0.25, "<=",
+                             (e or {}).get("interval", "") if isinstance(e, dict) else ""))
+    for key in ("spl_inv_faster_than_spl", "spl_inv_faster_than_baseline", "spl_faster_than_baseline",
+                "lgl_faster_than_baseline"):
+        t = (toy or {}).get(key)
+        if isinstance(t, dict):
+            rows.append(interval_row(key + (" (L5)" if key == "spl_inv_faster_than_spl" else ""), t, 0.5, ">",
+                                     f"sign test: {t['wins']} wins, {t['losses']} losses, {t['ties']} ties; "
+                                     f"p = {t['p_value']:.3g}; exact 95% interval"))
+    return pd.DataFrame(rows)
 
 
 def compute_table(compute: dict[str, Any] | None) -> pd.DataFrame:
-    """Measured LGL / baseline time against Sec. 4.3's 1/2 t (m + 1), per m."""
+    """Measured LGL / baseline time against Sec. 4.3's 1/2 t (m + 1), per m, with the interval of
+    the relative deviation (claim L7)."""
     rows = []
     for p in (compute or {}).get("per_m", []):
         rows.append({"data": f"{p['dataset']} / {p['model']}", "m": p["m"], "runs": p["n_runs"],
                      "methods": ", ".join(LABELS.get(x, x) for x in p["methods"]),
                      "formula (m+1)/2": p["formula"], "sample-epoch ratio": p["sample_epoch_ratio"],
-                     "train-time ratio": p["time_ratio"], "rel. error": p["time_ratio_rel_error"],
+                     "train-time ratio": p["time_ratio"],
+                     "rel. deviation": p.get("rel_deviation", np.nan),
+                     f"interval ({p.get('interval_level', 0.95):.1%})": fmt_ci(p.get("rel_deviation_lo"),
+                                                                            p.get("rel_deviation_hi")),
                      "wall-time ratio": p["wall_ratio"]})
+    return pd.DataFrame(rows)
+
+
+def matched_table(compute: dict[str, Any] | None) -> pd.DataFrame:
+    """Each compute-matched baseline run beside what it matches: its sample visits, the LGL(r, m)
+    run's, epochs, and its training / wall time against the baseline's."""
+    rows = []
+    for r in (compute or {}).get("runs", []):
+        if r["family"] != "baseline_matched":
+            continue
+        rows.append({"data": f"{r['dataset']} / {r['model']}", "method": LABELS.get(r["method"], r["method"]),
+                     "seed": r["seed"], "m": r["m"], "sample visits": r["sample_visits"],
+                     "LGL(r, m) sample visits": r["matched_lgl_sample_visits"], "epochs": r["epochs"],
+                     "baseline epochs": r["baseline_epochs"], "train-time ratio": r["time_ratio"],
+                     "wall time (s)": r["wall_time_s"], "wall-time ratio": r["wall_ratio"]})
     return pd.DataFrame(rows)
 
 
@@ -286,7 +333,11 @@ def toy_scatter_figure(toy_root: str | Path, path: str | Path, scale: str | None
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
     sep = pts[pts["layout"] == "separable"].drop_duplicates(["x0", "x1"])
     ovl = pts[pts["layout"] == "overlapping"].drop_duplicates(["x0", "x1"])
+    centres = proto.get("centres", {})
     for ax, d, title in ((axes[0], sep, "(g) separable clusters"), (axes[2], ovl, "(i) overlapping clusters")):
+        layout = "separable" if title.startswith("(g)") else "overlapping"
+        if centres.get(layout):
+            title += "\ncentres " + ", ".join(f"({x:g}, {y:g})" for x, y in centres[layout])
         for lab, g in d.groupby("label"):
             ax.scatter(g["x0"], g["x1"], s=6, label=f"class {lab}")
         ax.set_title(title, fontsize=9)
@@ -328,6 +379,10 @@ def write_tables(results_root: str | Path = "results", tables_root: str | Path =
     write_table(table3(results_root, compute), t / "lgl_table3_layout", "LGL Table 3 (paper layout)")
     write_table(table2(entropy), t / "lgl_table2_layout", "LGL Table 2: classes by H_w(T|X_i)")
     write_table(compute_table(compute), t / "lgl_compute", "LGL training time vs 1/2 t (m + 1)")
+    write_table(matched_table(compute), t / "lgl_matched", "Compute-matched baselines: sample visits")
+    toy = load_json(Path(results_root) / "lgl_toy" / "toy.json")
+    write_table(claim_scalars(entropy, compute, toy), t / "lgl_claim_scalars",
+                "LGL claims L5-L7: the scalars and their intervals")
 
 
 def make_all(results_root: str | Path = "results", tables_root: str | Path = "reports/tables",
@@ -341,6 +396,7 @@ def make_all(results_root: str | Path = "results", tables_root: str | Path = "re
     return {
         "table1": table1(results_root, compute), "table3": table3(results_root, compute),
         "table2": table2(entropy), "probes": probes_table(entropy), "compute": compute_table(compute),
+        "matched": matched_table(compute), "claim_scalars": claim_scalars(entropy, compute, toy),
         "compute_raw": compute, "entropy_raw": entropy, "toy_raw": toy,
         "fig3": figure3(results_root, figs / "lgl_fig3_val_acc.png", scale),
         "fig2_loss": toy_loss_figure(Path(results_root) / "lgl_toy", figs / "lgl_fig2_loss_curves.png",

@@ -1,7 +1,11 @@
 """The LGL toy study (Cheng et al. 2019, Sec. 5.1, Fig. 2 a-i), run through the one engine.
 
 Data: three 2-D Gaussians with identity covariance (`gaussian_blobs`, layouts separable = (g)
-and overlapping = (i)). Models: fully connected ReLU nets with 1 and 3 hidden layers. Plain
+and overlapping = (i)), centres from `lgl_toy.centres`. Fig. 2 (g)'s axes (x -2..3, y -3..3)
+are narrower than three identity-covariance clouds can fill entirely, so the separable centres
+are an equilateral triangle of side 3 centred in those axes (each centre +- 1 sd spans the
+x-range): neighbouring clusters touch, so the hardest samples of a cluster lie near the others
+(Fig. 2 (h)). (i)'s axes (x -4..4, y -3..4) hold the overlapping triangle of side ~2. Models: fully connected ReLU nets with 1 and 3 hidden layers. Plain
 SGD, lr 0.01 fixed, no momentum, no weight decay, mini-batches; one iteration = one batch.
 
 Every method trains the same number of epochs E (enough for `iterations` full-data batches);
@@ -23,10 +27,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ... import stats
 from ...config import TRAIN_DEFAULTS
 from ...data.loader import DeviceData
 from ...data.prepared import PreparedDataset, normalisation
-from ...data.sources import GAUSSIAN_LAYOUTS, gaussian_blobs
+from ...data.sources import gaussian_blobs
 from ...engine import Trainer
 from ...io import atomic_write_text, write_json
 from ...methods import METHODS
@@ -35,17 +40,18 @@ from ...parallel import run_jobs
 from .params import TOY_METHODS
 
 
-def toy_dataset(layout: str, n_per_class: int, data_seed: int, test_fraction: float):
+def toy_dataset(layout: str, n_per_class: int, data_seed: int, test_fraction: float,
+                centres: list[list[float]] | None = None):
     """An in-memory PreparedDataset of the Gaussians: val split = the training split."""
-    x, y = gaussian_blobs(layout, n_per_class, data_seed)
+    x, y = gaussian_blobs(layout, n_per_class, data_seed, centres=centres)
+    k = len(np.unique(y))
     rng = np.random.default_rng(data_seed)
     perm = rng.permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
     test, pool = np.sort(perm[:n_test]), np.sort(perm[n_test:])
     xp, yp = x[pool], y[pool]
     train_idx = np.arange(len(yp))
-    manifest = {"name": f"toy_{layout}", "num_classes": len(GAUSSIAN_LAYOUTS[layout]),
-                "classes": [f"c{i}" for i in range(len(GAUSSIAN_LAYOUTS[layout]))],
+    manifest = {"name": f"toy_{layout}", "num_classes": k, "classes": [f"c{i}" for i in range(k)],
                 "normalisation": normalisation(xp, train_idx)}
     return PreparedDataset(name=manifest["name"], manifest=manifest, x_pool=xp, y_pool=yp,
                            x_test=x[test], y_test=y[test], train_idx=train_idx,
@@ -65,7 +71,8 @@ def toy_config(hidden: list[int], epochs: int, seed: int, p: dict[str, Any]) -> 
 def method_for(name: str, p: dict[str, Any]):
 
     family = TOY_METHODS[name]
-    params = {"spl": p["spl"], "spl_inv": p["spl"], "lgl": p["lgl"]}.get(name, {})
+    params = {"spl": p["spl"], "spl_inv": p["spl"],
+              "lgl": {"reinit_untrained": bool(p["reinit_untrained"]), **p["lgl"]}}.get(name, {})
     cls = METHODS[family]
     return cls, cls.validate_params(dict(params), f"lgl_toy.{name}")
 
@@ -81,12 +88,17 @@ def iterations_to(loss: np.ndarray, its: np.ndarray, target: float) -> float:
     return float(its[hit[0]]) if len(hit) else math.inf
 
 
-def faster_fraction(a: list[float], b: list[float]) -> float:
-    """Share of paired runs in which a needs fewer iterations than b (ties count 0.5)."""
-    if not a:
-        return math.nan
-    score = [1.0 if x < y else 0.5 if x == y else 0.0 for x, y in zip(a, b)]
-    return float(np.mean(score))
+def sign_test(scores: list[float]) -> dict[str, Any]:
+    """Sign test of paired 'faster' scores (1 win, 0 loss, 0.5 tie; ties dropped): the share of
+    wins among decided pairs with its exact Clopper-Pearson 95% interval (stats.proportion) and
+    the one-sided exact binomial p-value against 0.5. A claim "a is faster than b" holds if the
+    interval's lower end is above 0.5 (chance)."""
+    wins, losses = sum(x == 1.0 for x in scores), sum(x == 0.0 for x in scores)
+    n = wins + losses
+    share, lo, hi = stats.proportion(wins, n)
+    return {"value": share if n else None, "lo": lo, "hi": hi, "wins": wins, "losses": losses,
+            "ties": len(scores) - n, "n": n, "p_value": stats.binom_test(wins, n, 0.5),
+            "test": "sign test, exact Clopper-Pearson 95% interval"}
 
 
 def toy_job(p: dict[str, Any], setting: dict[str, Any], seed: int, threads: int = 1,
@@ -94,7 +106,8 @@ def toy_job(p: dict[str, Any], setting: dict[str, Any], seed: int, threads: int 
     """Every method of one (setting, seed); with `snapshot`, also Fig. 2 (h)'s per-sample losses."""
     torch.set_num_threads(threads)
     bs = int(p["batch_size"])
-    ds = toy_dataset(setting["layout"], int(p["n_per_class"]), int(p["data_seed"]), float(p["test_fraction"]))
+    ds = toy_dataset(setting["layout"], int(p["n_per_class"]), int(p["data_seed"]), float(p["test_fraction"]),
+                     p["centres"][setting["layout"]])
     data = DeviceData(ds, "cpu")
     epochs = math.ceil(int(p["iterations"]) / math.ceil(len(ds.train_idx) / bs))
     rows, records = [], []
@@ -144,7 +157,8 @@ def run_toy(p: dict[str, Any], out_dir: str | Path, threads: int = 1, workers: i
     summary["runs"] = records
     summary["settings"] = p["settings"]
     summary["protocol"] = {k: p[k] for k in ("lr", "batch_size", "iterations", "seeds", "spl", "lgl",
-                                             "n_per_class", "test_fraction", "data_seed")}
+                                             "reinit_untrained", "n_per_class", "test_fraction",
+                                             "data_seed", "centres")}
     out = Path(out_dir)
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
     atomic_write_text(out / "points.csv", pd.DataFrame(points).to_csv(index=False))
@@ -164,10 +178,10 @@ def pairwise_faster(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.nd
 def toy_summary(curves, p: dict[str, Any]) -> dict[str, Any]:
     """Claim quantities from the toy curves (see `pairwise_faster` for "faster").
 
-    spl_inv_faster_than_spl (claim L5): over the separable settings (Fig. 2 a, b), the share of
-    (setting, seed) pairs in which SPL_INV reaches the common loss target in fewer SGD
-    iterations than SPL. LGL is counted on its last step (all three classes), iterations from
-    that step's start (Fig. 2 d-f)."""
+    spl_inv_faster_than_spl (claim L5): over the separable settings (Fig. 2 a, b), a sign test
+    (`sign_test`) of the (setting, seed) pairs in which SPL_INV reaches the common loss target in
+    fewer SGD iterations than SPL. LGL is counted on its last step (all three classes),
+    iterations from that step's start (Fig. 2 d-f)."""
     bs = int(p["batch_size"])
     comparisons = {"spl_inv_faster_than_spl": ("spl_inv", "spl"),
                    "spl_inv_faster_than_baseline": ("spl_inv", "baseline"),
@@ -202,13 +216,13 @@ def toy_summary(curves, p: dict[str, Any]) -> dict[str, Any]:
     for key in comparisons:
         sep = [v for st, vals in scores[key].items() if layouts.get(st) == "separable" for v in vals]
         allv = [v for vals in scores[key].values() for v in vals]
-        out[key] = float(np.mean(sep)) if key.startswith("spl") and sep else (
-            float(np.mean(allv)) if allv else math.nan)
+        out[key] = sign_test(sep if key.startswith("spl") else allv)
     out["definitions"] = {
         "faster": "run a reaches the common target (the higher of the two runs' final "
-                  "full-training-set losses) in fewer SGD iterations than run b; ties 0.5",
-        "spl_inv_faster_than_spl": "share of (separable setting, seed) pairs, SPL_INV faster than "
-                                   "SPL (claim L5, Fig. 2 a/b)",
+                  "full-training-set losses) in fewer SGD iterations than run b; each key is a "
+                  "sign test over the pairs (ties dropped): share of wins, exact 95% interval",
+        "spl_inv_faster_than_spl": "(separable setting, seed) pairs: SPL_INV faster than SPL "
+                                   "(claim L5, Fig. 2 a/b)",
         "spl_inv_faster_than_baseline": "same, SPL_INV vs baseline, separable settings",
         "spl_faster_than_baseline": "same, SPL vs baseline, separable settings",
         "lgl_faster_than_baseline": "LGL's last step (all classes, from its start) vs the baseline "

@@ -2,8 +2,8 @@
 
 - `spade`       Algorithm 1 (SPADE) as the method family `mentornet`, and the DD burn-in
                 StudentNet that records the mentor's training features (`mentornet_record`)
-- `baselines`   Table 2-3 baselines: Forgetting, Focal, Reed soft/hard, Goldberger (Self-paced
-                is the shared self-paced family in methods/spl.py)
+- `baselines`   Table 2-3 baselines: Forgetting, Self-paced (Kumar), Focal (Eq. 8), Reed
+                soft/hard, Goldberger
 - `net`         the MentorNet of Fig. 1, saved as weights + config (torch.load(weights_only=True))
 - `curriculum`  the predefined curriculum of Eq. 5/7, the loss moving average lambda, epoch %
 - `fit`         fitting a mentor: PD (MSE to Eq. 7 targets on a grid), DD (BCE to v* = 1[clean])

@@ -1,6 +1,7 @@
 """MentorNet report: Table 2 and Table 3 in the paper's layout, Fig. 2 (robust objectives of
 the learned mentors), Fig. 3 (clean-test and noisy-train error against iterations), Fig. 4
-(the learned curriculum surface), the M1-M5 claim verdicts and the settings behind every number.
+(the learned curriculum surface), the claim verdicts (M1-M7, M13) and the settings behind every
+number (model_args.dropout in the recipe is FullModel's dropout, shared by every method).
 
 Tables are DataFrames; figures are saved as deterministic PNGs (fixed sizes, no metadata).
 At a scale whose data differ from the paper's (quick: digits), our cells stand beside the
@@ -207,6 +208,19 @@ PAPER_SETTING = {"ema_decay": 0.95, "burn_in_fraction": 0.2, "burn_in": "bernoul
 CODE_SETTING = {"ema_decay": 0.5, "percentile": 0.7, "burn_in": "fixed_fraction",
                 "drop_rate_after_burn_in": 0.05, "weight_normalisation": "batch",
                 "scale_weight_decay": True, "frozen_epoch": 18, "update_at": []}
+# The baselines' readings: family -> switch -> {value: which source defines it}.
+BASELINE_READINGS = {
+    "focal": {"mode": {"weight": "paper Eq. 8", "loss": "Lin et al."}},
+    "self_paced": {"threshold": {"kumar": "paper: Kumar et al.", "moving_percentile": "code"}},
+    "goldberger": {"init": {"confusion": "Goldberger's code", "fixed": "ours"},
+                   "channel_weight_decay": {False: "Goldberger's code", True: "ours"}},
+}
+
+
+def baseline_sides(family: str, params: dict[str, Any]) -> list[str]:
+    """`switch = value [source]` for a baseline's paper-vs-other readings (BASELINE_READINGS)."""
+    return [f"{k} = {readable(params.get(k))} [{sources.get(params.get(k), 'ours')}]"
+            for k, sources in BASELINE_READINGS.get(family, {}).items()]
 
 
 def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -228,6 +242,7 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
                     side = ("paper" if PAPER_SETTING.get(k, object()) == v else
                             "code" if CODE_SETTING.get(k, object()) == v else "ours")
                     sides.append(f"{k} = {readable(v)} [{side}]")
+        sides += baseline_sides(cfg["method_family"], mp)
         rows.append({"method": method, "family": cfg["method_family"],
                      "params": "; ".join(f"{k} = {readable(v)}" for k, v in sorted(mp.items())
                                          if k not in SWITCHES or cfg["method_family"] != "mentornet")
@@ -443,7 +458,7 @@ def fig4(mentors_root: str | Path, path: str | Path, names: list[str] | None = N
 
 # ----------------------------------------------------------------------------- claims
 def claims(results_root: str | Path = "results", root: str | Path = ".") -> pd.DataFrame:
-    """Verdicts of the MentorNet claims with a rule (M1-M7), by the shared claim evaluator."""
+    """Verdicts of the MentorNet claims with a rule (M1-M7, M13), by the shared claim evaluator."""
     cl = [c for c in yaml.safe_load(CLAIMS_YAML.read_text())["claims"] if c["paper"] == "mentornet"]
     runs = load_runs(results_root, STUDY)
     return evaluate_claims(cl, {"mentornet": runs}, root)

@@ -33,7 +33,12 @@ MENTOR_DEFAULTS: dict[str, Any] = {
         "record_fraction": 0.2,    # features of the first 20% of epochs = the paper's burn-in
                                    # period (Sec. 3.1); 1.0 = the whole schedule (old behaviour)
     },
-    "forgetting": {"selection_seed": 1000},  # seed of the pilot runs choosing the dropout rate
+    "forgetting": {                # Forgetting (Arpit et al.): dropout chosen by pilot runs
+        "selection_seed": 1000,    # seed of the pilot runs (never an evaluation seed)
+        # keep probabilities searched (Sec. 5.1: "the dropout parameter is searched in the range
+        # of (0.2-0.9)"; Table 4 names it a keep probability); dropout rate = 1 - keep
+        "keep_grid": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+    },
     "surface": {                   # Fig. 4 grid and the Proposition-1 metric
         "loss_max": 5.0, "diff_min": -3.0, "diff_max": 3.0, "points": 41,
         "epochs": [21, 76],        # the paper's Fig. 4 panels are at epochs 21 and 76
@@ -73,15 +78,25 @@ def _check_tree(where: str, got: Any, defaults: dict[str, Any], prefix: str = ""
             check_value(f"{where}.{k}", v, d, RANGES.get(key), CHOICES.get(key))
 
 
+def _check_keep_grid(where: str, tree: dict[str, Any]) -> None:
+    grid = (tree.get("forgetting") or {}).get("keep_grid")
+    if grid is not None and (not grid or any(isinstance(g, bool) or not isinstance(g, (int, float))
+                                             or not 0 < g <= 1 for g in grid)):
+        raise ConfigError(f"{where}.forgetting.keep_grid: expected a non-empty list of keep "
+                          f"probabilities in (0, 1], got {grid!r}")
+
+
 def validate_mentor(section: Any, raw: dict[str, Any]) -> None:
     """Refuse unknown keys, wrong types and out-of-range values of `mentor:` (and its profiles)."""
     _check_tree("mentor", section, MENTOR_DEFAULTS)
+    _check_keep_grid("mentor", section)
     for pname, over in (section.get("profiles") or {}).items():
         if pname not in raw.get("profiles", {}):
             raise ConfigError(f"mentor.profiles.{pname}: unknown profile; allowed: "
                               f"{', '.join(sorted(raw.get('profiles', {})))}")
         _check_tree(f"mentor.profiles.{pname}", over, {k: v for k, v in MENTOR_DEFAULTS.items()
                                                          if k != "profiles"})
+        _check_keep_grid(f"mentor.profiles.{pname}", over)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -106,9 +106,8 @@ def plan(params: Params) -> dict[str, Any]:
                 pilots[rec.run_dir] = rec
             assignments[spec.run_dir] = keys[key]
         elif spec.method_family == "forgetting" and float(spec.method_params.get("dropout", -1)) < 0:
-            grid = spec.method_params.get("grid", [0.1, 0.3, 0.5, 0.7])
             forgetting[spec.cell] = []
-            for g in grid:
+            for g in forgetting_rates(ms["forgetting"]["keep_grid"]):
                 cell = f"forgetting-{spec.cell}-d{g:g}"
                 pilots[cell] = replace(spec, study=PILOT_STUDY, cell=cell,
                                        method_params={**spec.method_params, "dropout": float(g)},
@@ -140,6 +139,11 @@ def _noise_at(params: Params, src: RunSpec, rate: float) -> tuple[str, float, in
     noise = params.raw["noise"]
     return (src.noise[0], rate, run_noise_seed(int(noise.get("seed", 0)), src.seed, rate,
                                                bool(noise.get("per_seed", True))))
+
+
+def forgetting_rates(keep_grid: list[float]) -> list[float]:
+    """Dropout rates of the Forgetting pilots: 1 - each keep probability, smallest rate first."""
+    return sorted({round(1.0 - float(k), 6) for k in keep_grid})
 
 
 def _spade_defaults() -> dict[str, Any]:
@@ -224,7 +228,7 @@ def run(params: Params, prepared_root: str = "data/prepared", results_root: str 
             rec = read_json(out / PILOT_STUDY / pilot / f"seed{int(ms['forgetting']['selection_seed'])}" / "metrics.json")
             scores.append((rec.get("reported", {}).get("val_acc", float("-inf")), -g, g))
         best = max(scores)
-        selection[cell] = {"dropout": best[2], "val_acc": best[0],
+        selection[cell] = {"dropout": best[2], "keep_prob": round(1.0 - best[2], 6), "val_acc": best[0],
                            "grid": {f"{g:g}": s for s, _, g in scores},
                            "seed": int(ms["forgetting"]["selection_seed"])}
     write_json(out / "forgetting_selection.json", selection)
