@@ -2,11 +2,9 @@
 the ratio to SGD (claim B1), robustness spreads (B2-B6), Tables 2-4 / Figs. 5-8 data, from the
 llbsgd study's run records -> results/llbsgd/{convergence,robustness,tables,curves}.json.
 LLb-SGD is a labelled reconstruction (its equations are lost)."""
-import argparse
 from pathlib import Path
 
-from trainrepro.cli import guarded
-from trainrepro.config import load_params
+from trainrepro.cli import analysis_args, guarded
 from trainrepro.io import write_json
 from trainrepro.papers import load_all
 from trainrepro.papers.llbsgd.analysis import study_analysis
@@ -16,11 +14,7 @@ load_all()  # every paper registers its methods, params sections and report writ
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--results", default="results")
-    args = ap.parse_args()
-    params = load_params(args.params)
+    args, params = analysis_args(__doc__)
     out_dir = Path(args.results) / "llbsgd"
     if not (out_dir / "index.json").exists():
         print("llbsgd analysis: no llbsgd study at this profile")
@@ -29,9 +23,9 @@ def main() -> None:
     for name, d in out.items():
         d["profile"], d["scale"] = params.profile_name, params.scale
         write_json(out_dir / f"{name}.json", d)
-    c = out["convergence"]
-    print(f"llbsgd analysis: speedup_vs_sgd = {c.get('speedup_vs_sgd')} "
-          f"[{c.get('speedup_ci_low')}, {c.get('speedup_ci_high')}] (reconstruction)")
+    sp = out["convergence"].get("speedup_vs_sgd") or {}
+    print(f"llbsgd analysis: speedup_vs_sgd = {sp.get('value')} [{sp.get('lo')}, {sp.get('hi')}] "
+          "(reconstruction)")
 
 
 if __name__ == "__main__":

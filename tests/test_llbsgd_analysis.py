@@ -60,3 +60,13 @@ def test_trajectory_pca_recovers_a_planar_trajectory():
     np.testing.assert_allclose(out["directions"] @ out["directions"].T, np.eye(2), atol=1e-12)
     ga, gb = plane_grid(out["coords"], n=11)
     assert len(ga) == 11 and ga.min() < min(c[:, 0].min() for c in out["coords"])
+
+
+def test_layer_scale_is_the_final_layer_rate_over_the_initial_lr_averaged_over_seeds():
+    from trainrepro.papers.llbsgd.analysis import layer_scale
+
+    runs = [{"status": "ok", "lr": 0.1, "final": {"lr[conv]": 0.05, "lr[fc]": 0.1, "lr_mean": 0.075}},
+            {"status": "ok", "lr": 0.1, "final": {"lr[conv]": 0.07, "lr[fc]": 0.09, "lr_mean": 0.08}},
+            {"status": "diverged", "lr": 0.1, "final": {"lr[conv]": 0.0, "lr[fc]": 0.0}}]
+    assert layer_scale(runs) == pytest.approx({"conv": 0.6, "fc": 0.95})
+    assert layer_scale([]) == {}

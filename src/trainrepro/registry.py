@@ -94,6 +94,8 @@ class Paper:
     write_tables  the paper's tables in its own layout (None: only the generic ones)
     headline_cells  label -> cell selector (method, noise, dataset, model): the few test
               accuracies `dvc exp show` shows for the paper (the first matching cell counts)
+    headline  headline(results_root) -> {label: number}: headline numbers the paper computes
+              itself (e.g. from a cell selected on validation); replaces headline_cells
     """
 
     name: str
@@ -102,6 +104,7 @@ class Paper:
     sections: dict[str, SectionValidator] = field(default_factory=dict)
     write_tables: TableWriter | None = None
     headline_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
+    headline: Callable[[str], dict[str, Any]] | None = None
 
     @property
     def reported_path(self) -> Path:

@@ -10,6 +10,13 @@ cfg keys (besides `source`):
           without extracting it); a relative path is taken from the working directory.
   sha256  expected sha256 of the archive; a mismatch is a ChecksumError. The archive's actual
           sha256 is recorded in meta either way.
+  image_size  0 (default): every image must already have one size. N > 0: each image is resized
+          so that its shorter side is N (bilinear, Pillow) and centre-cropped to N x N, as
+          torchvision's Resize(N) + CenterCrop(N) (ImageNet: 224). No augmentation either way.
+  test_folder  the name of the test split's folder (default `test`; ImageNet's is `val`).
+
+Every image is decoded into one uint8 array (the prepared dataset): ImageNet's 1.28 M training
+images at 224 px are ~193 GB, more than this pipeline's in-memory design holds.
 """
 from __future__ import annotations
 
@@ -111,25 +118,35 @@ def read_members(path: Path, kind: str) -> Iterator[tuple[str, bytes | None]]:
 
 
 def check_class_folders(path: Path, dirs: list[str], splits: dict[str, list[tuple[str, int]]],
-                        classes: list[str], top: str | None) -> None:
+                        classes: list[str], top: str | None, folders: tuple[str, str] = SPLITS) -> None:
     """Every class folder holds images, and a test/ split has a folder for every class."""
     prefix = f"{top}/" if top else ""
     for d in dirs:
         parts = d[len(prefix):].rstrip("/").split("/") if d.startswith(prefix) else []
-        if len(parts) == 2 and parts[0] in SPLITS:
-            split, cls = parts
+        if len(parts) == 2 and parts[0] in folders:
+            split, cls = SPLITS[folders.index(parts[0])], parts[1]
             if not any(c == cls for c, _ in splits[split]):
                 raise DataIntegrityError(f"{path}: class folder {d} has no images (expected at "
                                          f"least one {', '.join(IMG_EXTENSIONS)} file)")
     if splits["test"]:
         missing = sorted(set(classes) - {c for c, _ in splits["test"]})
         if missing:
-            raise DataIntegrityError(f"{path}: test/ has no folder for class(es) "
+            raise DataIntegrityError(f"{path}: {folders[1]}/ has no folder for class(es) "
                                      f"{', '.join(missing)} (training classes: {', '.join(classes)})")
 
 
-def decode(data: bytes, where: str) -> np.ndarray:
-    """Pillow-decoded uint8 array: (H, W) for greyscale images, (H, W, 3) for colour ones."""
+def centre_square(im: Image.Image, size: int) -> Image.Image:
+    """Shorter side resized to `size` (bilinear), then the central size x size crop."""
+    w, h = im.size
+    scale = size / min(w, h)
+    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+    left, top = (im.width - size) // 2, (im.height - size) // 2
+    return im.crop((left, top, left + size, top + size))
+
+
+def decode(data: bytes, where: str, size: int = 0) -> np.ndarray:
+    """Pillow-decoded uint8 array: (H, W) for greyscale images, (H, W, 3) for colour ones;
+    size > 0: resized and centre-cropped to size x size (`centre_square`)."""
     try:
         im = Image.open(io.BytesIO(data))
         im.load()
@@ -138,13 +155,13 @@ def decode(data: bytes, where: str) -> np.ndarray:
                                  f"{', '.join(IMG_EXTENSIONS)} file") from e
     if im.mode not in ("L", "RGB"):
         im = im.convert("L" if im.mode in GREY_MODES else "RGB")
-    return np.asarray(im)
+    return np.asarray(centre_square(im, size) if size else im)
 
 
-def strip_top(parts: list[list[str]]) -> str | None:
+def strip_top(parts: list[list[str]], folders: tuple[str, str] = SPLITS) -> str | None:
     """Remove leading folders shared by every file (the optional `top/`); return them."""
     top = []
-    while (parts and all(len(p) >= 3 for p in parts) and parts[0][0] not in SPLITS
+    while (parts and all(len(p) >= 3 for p in parts) and parts[0][0] not in folders
            and all(p[0] == parts[0][0] for p in parts)):
         top.append(parts[0][0])
         for p in parts:
@@ -152,21 +169,23 @@ def strip_top(parts: list[list[str]]) -> str | None:
     return "/".join(top) or None
 
 
-def assign_splits(rels: list[str], origin: str) -> tuple[dict[str, list[tuple[str, int]]], str | None]:
-    """Map each file to (split, class); returns {split: [(class, index into rels)]} and the top folder."""
+def assign_splits(rels: list[str], origin: str, folders: tuple[str, str] = SPLITS
+                  ) -> tuple[dict[str, list[tuple[str, int]]], str | None]:
+    """Map each file to (split, class); returns {split: [(class, index into rels)]} and the top
+    folder. `folders` = the (train, test) folder names."""
     parts = [r.split("/") for r in rels]
-    top = strip_top(parts)
-    has_train = any(p[0] == "train" and len(p) >= 3 for p in parts)
+    top = strip_top(parts, folders)
+    has_train = any(p[0] == folders[0] and len(p) >= 3 for p in parts)
     out: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
     for i, p in enumerate(parts):
-        if p[0] in SPLITS and len(p) >= 3:
-            out[p[0]].append((p[1], i))
+        if p[0] in folders and len(p) >= 3:
+            out[SPLITS[folders.index(p[0])]].append((p[1], i))
         elif not has_train and len(p) >= 2:
             out["train"].append((p[0], i))
         else:
-            where = "outside train/ and test/" if has_train else "not inside a class folder"
-            raise DataIntegrityError(f"{origin}: {rels[i]} is {where} (expected [top/]train/<class>/<file>, "
-                             f"[top/]test/<class>/<file>)")
+            where = f"outside {folders[0]}/ and {folders[1]}/" if has_train else "not inside a class folder"
+            raise DataIntegrityError(f"{origin}: {rels[i]} is {where} (expected [top/]{folders[0]}/<class>/<file>, "
+                             f"[top/]{folders[1]}/<class>/<file>)")
     return out, top
 
 
@@ -179,12 +198,19 @@ def stack_images(arrays: list[np.ndarray], channels: int) -> np.ndarray:
     return out
 
 
-def load_imagefolder(path: str | os.PathLike, sha256: str | None = None) -> RawDataset:
+def load_imagefolder(path: str | os.PathLike, sha256: str | None = None, image_size: int = 0,
+                     test_folder: str = "test") -> RawDataset:
     """Read an ImageFolder tree or archive into a RawDataset (see the module docstring)."""
     path = Path(path).expanduser()
+    folders = ("train", test_folder)
     if not path.exists():
         raise DataIntegrityError(f"path: {path} does not exist (expected an ImageFolder directory "
-                                 "or a .tar/.tar.gz/.tgz/.zip archive)")
+                                 "or a .tar/.tar.gz/.tgz/.zip archive; a local copy the pipeline never "
+                                 "downloads, such as ImageNet, is named by the dataset's `path:`)")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 0:
+        raise ConfigError(f"image_size: expected an int >= 0 (0 = keep the images' size), got {image_size!r}")
+    if not test_folder or "/" in test_folder or test_folder == "train":
+        raise ConfigError(f"test_folder: expected one folder name other than 'train', got {test_folder!r}")
     kind = archive_kind(path)
     meta: dict[str, Any] = {"origin": str(path.resolve()), "format": kind}
     if kind == "directory":
@@ -205,13 +231,14 @@ def load_imagefolder(path: str | os.PathLike, sha256: str | None = None) -> RawD
             dirs.append(rel)
             continue
         where = f"{path}:{rel}" if kind != "directory" else str(path / rel)
-        a = decode(data, where)
+        a = decode(data, where, image_size)
         if ref is None:
             ref = (where, a.shape[:2])
         elif a.shape[:2] != ref[1]:
             (h, w), (rh, rw) = a.shape[:2], ref[1]
             raise DataIntegrityError(f"{where} is {w}x{h} but {ref[0]} is {rw}x{rh}: "
-                             f"all images of an imagefolder dataset must share one size")
+                             f"all images of an imagefolder dataset must share one size (or set the "
+                             "dataset's `image_size:` to resize them)")
         rels.append(rel)
         arrays.append(a)
     if not rels:
@@ -220,16 +247,16 @@ def load_imagefolder(path: str | os.PathLike, sha256: str | None = None) -> RawD
 
     order = sorted(range(len(rels)), key=lambda i: rels[i].split("/"))
     rels, arrays = [rels[i] for i in order], [arrays[i] for i in order]
-    splits, top = assign_splits(rels, str(path))
+    splits, top = assign_splits(rels, str(path), folders)
     classes = sorted({c for c, _ in splits["train"]})
     if not classes:
-        raise DataIntegrityError(f"{path}: no training images (test/ only; expected [top/]train/<class>/)")
+        raise DataIntegrityError(f"{path}: no training images ({test_folder}/ only; expected [top/]train/<class>/)")
     index = {c: k for k, c in enumerate(classes)}
     for c, i in splits["test"]:
         if c not in index:
             raise DataIntegrityError(f"{path}: test class {c!r} ({rels[i]}) has no training images; "
                                      f"training classes: {', '.join(classes)}")
-    check_class_folders(path, dirs, splits, classes, top)
+    check_class_folders(path, dirs, splits, classes, top, folders)
     channels = 3 if any(a.ndim == 3 for a in arrays) else 1
 
     def split_arrays(name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -250,4 +277,5 @@ def load_imagefolder(path: str | os.PathLike, sha256: str | None = None) -> RawD
 def imagefolder_source(cfg: dict[str, Any], root: str) -> RawDataset:
     if not cfg.get("path"):
         raise ConfigError("path: the imagefolder source needs `path` (a directory or an archive)")
-    return load_imagefolder(cfg["path"], cfg.get("sha256"))
+    return load_imagefolder(cfg["path"], cfg.get("sha256"), cfg.get("image_size", 0),
+                            cfg.get("test_folder", "test"))

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainrepro.models import allcnn, allcnn_small, cifarnet, nin, resnet, small, vgg, wide_resnet  # noqa: F401  (register)
+from trainrepro.models import (  # noqa: F401  (register)
+    allcnn, allcnn_small, cifarnet, imagenet, nin, resnet, small, vgg, wide_resnet)
 from trainrepro.models._common import MODELS
 from trainrepro.models.activations import ACTIVATIONS, check_activation_args, swap_activations
 from trainrepro.models.init import CHOICES as INIT_CHOICES, apply_init

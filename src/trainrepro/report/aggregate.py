@@ -145,7 +145,7 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
     metrics["claims"] = verdict_counts(verdicts)
     for paper in PAPERS.values():
         metrics[paper.name] = paper_headline(paper, verdicts[verdicts["paper"] == paper.name],
-                                             summarise(runs_by_study[paper.name]))
+                                             summarise(runs_by_study[paper.name]), results_root)
     if len(scales) > 1:  # `dvc metrics diff` names a reference claim whose verdict changed
         metrics["reference"] = {s.profile: {"scale": s.scale, "claims": verdict_counts(v), **{
             p: " ".join(f"{r['id']}:{VERDICT_CODES[r['verdict']]}" for _, r in v[v["paper"] == p].iterrows())
@@ -171,13 +171,18 @@ def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
     return {v.replace(" ", "_"): int(counts.get(v, 0)) for v in VERDICT_CODES}
 
 
-def paper_headline(paper: Any, verdicts: pd.DataFrame, cells: pd.DataFrame) -> dict[str, Any]:
+def paper_headline(paper: Any, verdicts: pd.DataFrame, cells: pd.DataFrame,
+                   results_root: str = "results") -> dict[str, Any]:
     """What `dvc exp show` shows of one paper: its verdict counts, every claim's verdict in one
     string (`M1:H M2:F ...`; H holds, F does not hold, I inconclusive, NC not comparable, NR not
     run, NT not testable at this scale) so that `dvc metrics diff` names the claims whose verdict changed, and the mean test
-    accuracy of its headline cells (the paper registers which)."""
+    accuracy of its headline cells (the paper registers which, or registers a `headline`
+    function that computes its numbers from its results)."""
     out: dict[str, Any] = dict(verdict_counts(verdicts))
     out["verdicts"] = " ".join(f"{r['id']}:{VERDICT_CODES[r['verdict']]}" for _, r in verdicts.iterrows())
+    if paper.headline is not None:
+        out.update(paper.headline(results_root))
+        return out
     for label, sel in paper.headline_cells.items():
         m = np.ones(len(cells), dtype=bool)
         for k, v in sel.items():

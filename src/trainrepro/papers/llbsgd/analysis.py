@@ -5,18 +5,25 @@ evaluate is a labelled *reconstruction*; these functions are not).
   ended when the decrease is no more than 0.1 after 1 000 iterations");
 - `iterations_to_target`, `speedup`: the headline claim (iterations to a training-loss target,
   ratio to SGD with a 95% interval over seeds);
-- `rel_range`: the robustness claims B2-B4 ((max - min) / mean of a final loss across settings);
+- `rel_range`, `spearman`: the robustness claims B2-B6 ((max - min) / mean of a final loss across
+  settings; rank correlation of a quantity with a setting), each with a 95% interval over seeds
+  (`seed_bootstrap`: a percentile bootstrap over seeds, paired across the cells);
 - `trajectory_pca`, `plane_grid`: Fig. 8 (iterates projected on their two principal directions).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+from scipy import stats as sps
 
 from ...io import read_json
-from ...stats import mean_ci
+from ...stats import bootstrap_ci, mean_ci
+
+T_INTERVAL = "95% t-interval over seeds of the per-seed ratio, paired by seed (stats.mean_ci)"
+BOOTSTRAP = ("95% percentile bootstrap over seeds (stats.bootstrap_ci, 2000 resamples): a resample "
+             "draws seeds with replacement, the same draw for every cell, and recomputes the cell means")
 
 
 def smooth(losses: Sequence[float], width: int) -> np.ndarray:
@@ -68,8 +75,16 @@ def speedup(sgd_iters: Sequence[int | None], other_iters: Sequence[int | None],
         censored += (a is None) + (b is None)
         ratios.append((budget if a is None else a) / (budget if b is None else b))
     m, _, lo, hi = mean_ci(np.asarray(ratios))
+    if len(ratios) < 2:  # one seed decides nothing: an infinite interval
+        lo, hi = -np.inf, np.inf
     return {"ratio": m, "ci_low": lo, "ci_high": hi, "n": len(ratios), "censored": censored,
             "per_seed": ratios}
+
+
+def estimate(value: float, lo: float, hi: float, n: int, interval: str, **extra: Any) -> dict[str, Any]:
+    """A claim scalar with its 95% interval ({value, lo, hi}: report/claims.py decides on the
+    interval), the number of seeds behind it and how the interval was computed."""
+    return {"value": value, "lo": lo, "hi": hi, "n_seeds": n, "interval": interval, **extra}
 
 
 def rel_range(values: Sequence[float]) -> float:
@@ -79,10 +94,39 @@ def rel_range(values: Sequence[float]) -> float:
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (claims B5/B6: does a quantity fall as a setting grows?)."""
-    from scipy import stats
+    """Spearman rank correlation (claims B5/B6: does a quantity fall as a setting grows?); 0 when
+    y is constant (no ordering at all, rather than scipy's NaN)."""
+    if np.ptp(np.asarray(y, dtype=np.float64)) == 0:
+        return 0.0
+    return float(sps.spearmanr(x, y).statistic)
 
-    return float(stats.spearmanr(x, y).statistic)
+
+def seed_matrix(cells: Sequence[Sequence[dict[str, Any]]], value: Callable[[dict[str, Any]], float]) -> np.ndarray:
+    """(cells, seeds) array of value(run) over the seeds that every cell ran with status ok."""
+    per = [{r["seed"]: value(r) for r in rs if r["status"] == "ok"} for rs in cells]
+    common = sorted(set.intersection(*(set(p) for p in per))) if per else []
+    return np.array([[p[s] for s in common] for p in per], dtype=np.float64).reshape(len(per), len(common))
+
+
+def seed_bootstrap(values: np.ndarray, statistic: Callable[[np.ndarray], float]) -> dict[str, Any]:
+    """statistic(cell means) with its 95% interval over seeds (`BOOTSTRAP`); `values` is
+    (metrics, cells, seeds) and statistic gets the (metrics, cells) means. With < 2 seeds or
+    < 2 cells the interval is infinite (nothing is decided)."""
+    n = values.shape[-1]
+    if n == 0 or values.shape[1] < 2:
+        return estimate(None, -np.inf, np.inf, n, BOOTSTRAP)
+    v, lo, hi = bootstrap_ci(np.arange(n), lambda idx: statistic(values[..., idx.astype(int)].mean(-1)))
+    return estimate(v, lo, hi, n, BOOTSTRAP)
+
+
+def loss_spread(values: np.ndarray) -> dict[str, Any]:
+    """Claims B2-B4: max over the metrics of rel_range across the cells, with its interval."""
+    return seed_bootstrap(values, lambda means: max(rel_range(m) for m in means))
+
+
+def trend(setting: Sequence[float], values: np.ndarray) -> dict[str, Any]:
+    """Claims B5/B6: Spearman correlation of a setting with the cells' mean, with its interval."""
+    return seed_bootstrap(values[None], lambda means: spearman(setting, means[0]))
 
 
 def trajectory_pca(trajectories: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -153,6 +197,14 @@ def cell_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def layer_scale(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Per layer: its final LLb-SGD rate / the initial lr (history `lr[<layer>]`), mean over the
+    ok seeds: how far the reconstruction's rates decayed."""
+    per = [{k[3:-1]: v / r["lr"] for k, v in r["final"].items() if k.startswith("lr[")}
+           for r in runs if r["status"] == "ok" and r["lr"]]
+    return {k: float(np.mean([p[k] for p in per])) for k in per[0]} if per else {}
+
+
 def _by(runs: list[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in runs:
@@ -212,38 +264,48 @@ def study_analysis(results_root: str | Path, s: dict[str, Any]) -> dict[str, dic
     llb = next((m for m in chosen if chosen[m]["optimizer"] == "llbsgd"), None)
     if llb is not None and ref is not None:
         sp = conv["optimizers"][llb]["speedup_vs_sgd"]
-        conv.update(speedup_vs_sgd=sp["ratio"], speedup_ci_low=sp["ci_low"], speedup_ci_high=sp["ci_high"])
+        conv["speedup_vs_sgd"] = estimate(sp["ratio"], sp["ci_low"], sp["ci_high"], sp["n"], T_INTERVAL,
+                                          censored=sp["censored"])
     # (c) Fig. 7: LLb-SGD over initial lrs (grid cells of LLb-SGD + the extra lr cells)
     lr_runs = sub["lr"] + [r for r in sub["grid"] if r["optimizer"] == "llbsgd"]
+    window, min_dec = int(s["window"]), float(s["min_decrease"])
+
+    def conv_iter(r: dict[str, Any]) -> int | None:
+        return convergence_iteration(r["summary"].get("loss_trace", []), window, min_dec, smooth_w)
+
+    def final(key: str) -> Callable[[dict[str, Any]], float]:
+        return lambda r: r["final"][key]
+
+    def both_losses(cells: list[list[dict[str, Any]]]) -> np.ndarray:
+        return np.stack([seed_matrix(cells, final("train_loss")), seed_matrix(cells, final("test_loss"))])
+
+    lr_cells = sorted(_by(lr_runs, "lr").items())
     fig7 = []
-    for (lr,), rs in sorted(_by(lr_runs, "lr").items()):
-        it = [convergence_iteration(r["summary"].get("loss_trace", []), int(s["window"]),
-                                    float(s["min_decrease"]), smooth_w) for r in rs if r["status"] == "ok"]
+    for (lr,), rs in lr_cells:
+        it = [conv_iter(r) for r in rs if r["status"] == "ok"]
         fig7.append({"lr": lr, "iterations": it, "censored": sum(i is None for i in it),
+                     "layer_scale": layer_scale(rs),
                      "iterations_mean": float(np.mean([budget if i is None else i for i in it])) if it else None,
                      **cell_stats(rs)})
     robust: dict[str, Any] = {"note": "LLb-SGD is a labelled reconstruction (equations lost)"}
-
-    def spread(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> float | None:
-        vals = [[r[k]["mean"] for r in rows if r.get(k)] for k in keys]
-        return max(rel_range(v) for v in vals) if all(len(v) >= 2 for v in vals) else None
-
-    if fig7:
-        robust["initial_lr"] = {"final_loss_rel_range": spread(fig7, ("train_loss", "test_loss")),
-                                "iterations_spearman": spearman([r["lr"] for r in fig7],
-                                                                [r["iterations_mean"] for r in fig7])
-                                if len(fig7) > 2 else None}
+    if len(lr_cells) >= 2:
+        cells = [rs for _, rs in lr_cells]
+        iters = seed_matrix(cells, lambda r: budget if conv_iter(r) is None else conv_iter(r))
+        robust["initial_lr"] = {"final_loss_rel_range": loss_spread(both_losses(cells)),
+                                "iterations_spearman": trend([lr for (lr,), _ in lr_cells], iters)}
     # (d) Table 3 and (e) Table 4 (the bs-64 / default cells are the grid's LLb-SGD cell at fixed_lr)
     at_fixed = [r for r in sub["grid"] if r["optimizer"] == "llbsgd" and r["lr"] == s["fixed_lr"]]
-    t3 = [{"batch_size": bs, **cell_stats(rs)}
-          for (bs,), rs in sorted(_by(sub["bs"] + at_fixed, "batch_size").items())]
-    if t3:
-        robust["batch_size"] = {"final_train_loss_rel_range": spread(t3, ("train_loss",)),
-                                "test_loss_spearman": spearman([r["batch_size"] for r in t3],
-                                                               [r["test_loss"]["mean"] for r in t3])}
-    t4 = [{"init": v, **cell_stats(rs)} for (v,), rs in sorted(_by(sub["init"], "init").items())]
-    if t4:
-        robust["init"] = {"final_loss_rel_range": spread(t4, ("train_loss", "test_loss"))}
+    bs_cells = sorted(_by(sub["bs"] + at_fixed, "batch_size").items())
+    t3 = [{"batch_size": bs, **cell_stats(rs)} for (bs,), rs in bs_cells]
+    if len(bs_cells) >= 2:
+        cells = [rs for _, rs in bs_cells]
+        robust["batch_size"] = {
+            "final_train_loss_rel_range": loss_spread(seed_matrix(cells, final("train_loss"))[None]),
+            "test_loss_spearman": trend([bs for (bs,), _ in bs_cells], seed_matrix(cells, final("test_loss")))}
+    init_cells = sorted(_by(sub["init"], "init").items())
+    t4 = [{"init": v, **cell_stats(rs)} for (v,), rs in init_cells]
+    if len(init_cells) >= 2:
+        robust["init"] = {"final_loss_rel_range": loss_spread(both_losses([rs for _, rs in init_cells]))}
     # (a) Table 2 and the curves
     t2 = [{"method": m, "optimizer": c["optimizer"], "lr": c["lr"], "grid": c["grid"], **c["stats"]}
           for m, c in chosen.items()]

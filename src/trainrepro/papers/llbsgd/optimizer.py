@@ -34,7 +34,13 @@ NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 # Arguments of the reconstruction and their defaults. "guess" marks what the lost equations
 # would have fixed; the alternative reading is named beside it.
 LLBSGD_DEFAULTS: dict[str, Any] = {
-    "xi": 1.0,               # decay term xi of Eq. 10 (value lost; guess; Table 1 of the paper has none)
+    "xi": 1.0,               # decay term xi of Eq. 10 (value lost; guess; Table 1 of the paper has none).
+                             # F_k is an absolute weight change (mean kernel norm of rate x step, ~1e-3
+                             # per step at lr 0.1 on the quick CNN, ~1e-4 at lr 0.01), so at xi = 1 a
+                             # rate falls by ~exp(-sum_t F_k): to 0.65-0.94 of its start over the quick
+                             # profile's 108 steps at lr 0.1, to >= 0.99 at lr 0.01 (benchmarks/RESULTS.md).
+                             # Alternatives: a larger xi (10: mean scale 0.43 after 108 steps at lr 0.1;
+                             # 30: 0.28), or F_k relative to the layer's weight norm (scale-free; not built)
     "threshold": 0.0,        # Table 1 "threshold" (value lost): gate on F_k (gate=decay) or floor
                              # on the rate (gate=floor)
     "eta_min": 0.0,          # floor of a layer rate, absolute (guess: max(eta_min, .) is our

@@ -18,6 +18,24 @@ NAMES = {"sgd": "SGD (naive)", "nag": "NAG", "adagrad": "Adagrad", "adam": "Adam
          "rmsprop": "RMSProp", "pathsgd": "Path-SGD", "esgd": "ESGD", "llbsgd": "LLb-SGD (reconstruction)"}
 
 
+# `dvc exp show` columns (reports/metrics.json): the Table 2 cell of each optimizer, i.e. the
+# learning rate chosen on validation (analysis.select_lr), not the first cell of its lr grid.
+HEADLINE = {"sgd": "opt_sgd", "llbsgd_reconstruction": "opt_llbsgd", "adam": "opt_adam"}
+
+
+def headline(results_root: str | Path = "results") -> dict[str, Any]:
+    """Mean test accuracy (and the chosen lr, `<label>_lr`) of each HEADLINE optimizer's
+    validation-selected Table 2 cell; None where the study did not run it."""
+    rows = {r["method"]: r for r in _load(results_root, "tables").get("table2", [])}
+    out: dict[str, Any] = {}
+    for label, method in HEADLINE.items():
+        r = rows.get(method)
+        acc = r.get("test_acc") if r else None
+        out[label] = round(float(acc["mean"]), 4) if acc else None
+        out[f"{label}_lr"] = r["lr"] if r else None
+    return out
+
+
 def _load(results_root: str | Path, name: str) -> dict[str, Any]:
     path = Path(results_root) / "llbsgd" / f"{name}.json"
     return read_json(path) if path.exists() else {}
@@ -40,8 +58,15 @@ def _cells(row: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def optimizer_label(method: str, optimizer: str) -> str:
+    """The optimizer's name, with the method instance when it is not the plain `opt_<optimizer>`
+    (e.g. ESGD [opt_esgd_damped]: its optimizer_args differ from the registry defaults)."""
+    name = NAMES.get(optimizer, optimizer)
+    return name if method == f"opt_{optimizer}" else f"{name} [{method}]"
+
+
 def table2(tables: dict[str, Any]) -> pd.DataFrame:
-    rows = [{"optimizer": NAMES.get(r["optimizer"], r["optimizer"]), "lr (chosen on val)": f"{r['lr']:g}",
+    rows = [{"optimizer": optimizer_label(r["method"], r["optimizer"]), "lr (chosen on val)": f"{r['lr']:g}",
              "grid": ", ".join(f"{x:g}" for x in r["grid"]), **_cells(r), "paper": PAPER_VALUE}
             for r in tables.get("table2", [])]
     return pd.DataFrame(rows)
@@ -61,7 +86,10 @@ def fig7_table(tables: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame([{"initial lr": f"{r['lr']:g}",
                           "iterations to convergence (per seed)": ", ".join("—" if i is None else str(i)
                                                                             for i in r["iterations"]),
-                          "not converged": str(r["censored"]), **_cells(r)} for r in tables.get("fig7", [])])
+                          "not converged": str(r["censored"]), **_cells(r),
+                          "final rate / initial, per layer": ", ".join(
+                              f"{k} {v:.3f}" for k, v in (r.get("layer_scale") or {}).items()) or "—"}
+                         for r in tables.get("fig7", [])])
 
 
 def convergence_table(conv: dict[str, Any]) -> pd.DataFrame:
@@ -110,6 +138,12 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
     out_dir = Path(figures_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
+
+    def save(fig: Any, key: str, name: str) -> None:
+        out[key] = out_dir / name
+        fig.savefig(out[key], dpi=110, bbox_inches="tight")
+        plt.close(fig)
+
     w = int(conv.get("smooth_iterations", 1))
     if curves.get("fig5"):
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -119,9 +153,7 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
                title=f"Fig. 5 redrawn ({scale}); {RECON}")
         ax.title.set_fontsize(8)
         ax.legend(fontsize=7)
-        out["fig5"] = out_dir / "llbsgd_fig5_train_loss.png"
-        fig.savefig(out["fig5"], dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save(fig, "fig5", "llbsgd_fig5_train_loss.png")
     if curves.get("fig6"):
         f6 = curves["fig6"]
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -132,9 +164,7 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
         ax.set(xlabel=f"iteration (t in the baselines counts {f6['t_unit']})", ylabel="learning rate",
                yscale="log", title=f"Fig. 6 redrawn ({scale})")
         ax.legend(fontsize=7)
-        out["fig6"] = out_dir / "llbsgd_fig6_lr.png"
-        fig.savefig(out["fig6"], dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save(fig, "fig6", "llbsgd_fig6_lr.png")
     if tables.get("fig7"):
         f7 = tables["fig7"]
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -146,9 +176,7 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
         axes[1].set(xscale="log", xlabel="initial lr", ylabel="final loss")
         axes[1].legend(fontsize=7)
         fig.suptitle(f"Fig. 7 redrawn ({scale}); {RECON}", fontsize=8)
-        out["fig7"] = out_dir / "llbsgd_fig7_initial_lr.png"
-        fig.savefig(out["fig7"], dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save(fig, "fig7", "llbsgd_fig7_initial_lr.png")
     planes = curves.get("fig8") or {}
     if planes:
         keys = sorted(planes)
@@ -168,9 +196,7 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
             ax.axis("off")
         fig.suptitle(f"Fig. 8 redrawn ({scale}): trajectories on their two principal directions over the "
                      f"training-loss contours of that plane; {RECON}", fontsize=8)
-        out["fig8"] = out_dir / "llbsgd_fig8_trajectories.png"
-        fig.savefig(out["fig8"], dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save(fig, "fig8", "llbsgd_fig8_trajectories.png")
     return out
 
 
