@@ -28,8 +28,10 @@ def main() -> None:
         s = m["stats"]
         extra = (f" acc {s['accuracy']:.3f} v(clean) {s['mean_weight_clean']:.2f} "
                  f"v(noisy) {s['mean_weight_noisy']:.2f}" if "accuracy" in s else f" mse {s['mse']:.4f}")
-        print(f"mentor {name}: n={s['n']}{extra}; Prop. 1 violations "
-              f"{m['proposition1']['nonincreasing_fraction_violations']:.3f}")
+        if "eq7_error" in m:
+            extra += f" max |g_m - Eq. 7| {m['eq7_error']['max_abs_error']:.3f}"
+        print(f"mentor {name}: n={s['n']}{extra}; Prop. 1 violations (fixed lambda) "
+              f"{m['proposition1']['violations_fixed_lambda']:.3f}")
     print(f"forgetting dropout: { {c.split('-n')[1]: v['dropout'] for c, v in summary['forgetting'].items()} }")
     print(f"mentor stage: {time.perf_counter() - t0:.1f} s")
 

@@ -214,7 +214,7 @@ def _tiny_params(tmp: Path) -> Path:
     ]}
     raw["mentor"]["profiles"] = {"quick": {"fit": {"batch_size": 128, "steps": 60},
                                            "forgetting": {"keep_grid": [1.0, 0.5]},
-                                           "pd": {"grid_points": 9, "grid_epochs": 3},
+                                           "pd": {"grid_points": 9},
                                            "surface": {"points": 9}}}
     path = tmp / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -240,12 +240,13 @@ def test_mentor_stage_writes_loadable_mentors_and_the_prop1_metric(stage_outputs
     _, _, results, summary = stage_outputs
     out = results / "mentors"
     names = set(summary["mentors"])
-    assert names == {"pd", "dd-digits-small_cnn-n0.4", "dd-gauss_overlapping-mlp-n0.4"}
+    assert names == {"pd", "dd-digits-small_cnn-n0.4-s0", "dd-gauss_overlapping-mlp-n0.4-s0"}
     for n in names:
         blob = torch.load(out / f"{n}.pt", weights_only=True)
         assert set(blob) >= {"config", "state_dict", "meta"}
-    v = summary["mentornet_dd"]["nonincreasing_fraction_violations"]
-    assert 0.0 <= v <= 1.0
+    v = summary["mentornet_dd"]["prop1_violations_fixed_lambda"]   # {value, lo, hi} over mentors
+    assert v["n"] == 2 and 0.0 <= v["lo"] <= v["value"] <= v["hi"] <= 1.0
+    assert summary["mentornet_pd"]["eq7_error"]["max_abs_error"] >= 0.0
     assert (out / "curriculum_surface.png").exists()
     sel = summary["forgetting"]["digits-small_cnn-n0.4-forgetting"]
     assert sel["dropout"] in (0.0, 0.5) and set(sel["grid"]) == {"0", "0.5"}
@@ -257,9 +258,9 @@ def test_dd_transfer_between_datasets_with_different_class_counts(stage_outputs)
 
     _, prepared, results, _ = stage_outputs
     a = read_json(results / "mentors" / "assignments.json")
-    assert a["digits-small_cnn-n0.4-mentornet_dd_transfer"]["name"] == "dd-gauss_overlapping-mlp-n0.4"
-    assert a["digits-small_cnn-n0.4-mentornet_dd"]["name"] == "dd-digits-small_cnn-n0.4"
-    meta = load_mentor(a["digits-small_cnn-n0.4-mentornet_dd_transfer"]["path"])[1]
+    assert a["digits-small_cnn-n0.4-mentornet_dd_transfer/seed0"]["name"] == "dd-gauss_overlapping-mlp-n0.4-s0"
+    assert a["digits-small_cnn-n0.4-mentornet_dd/seed0"]["name"] == "dd-digits-small_cnn-n0.4-s0"
+    meta = load_mentor(a["digits-small_cnn-n0.4-mentornet_dd_transfer/seed0"]["path"])[1]
     src = read_json(prepared / "gauss_overlapping" / "manifest.json")["num_classes"]
     dst = read_json(prepared / "digits" / "manifest.json")["num_classes"]
     assert meta["dataset"] == "gauss_overlapping" and (src, dst) == (3, 10)
@@ -283,7 +284,7 @@ def test_mentor_stage_outputs_load_in_the_train_stage(stage_outputs):
     rec = read_json(results / "mentornet" / "digits-small_cnn-n0.4-mentornet_dd_transfer" / "seed0" / "metrics.json")
     assert rec["method_summary"]["transfer"] is True and rec["method_summary"]["updates"] == []
     rec = read_json(results / "mentornet" / "digits-small_cnn-n0.4-mentornet_dd" / "seed0" / "metrics.json")
-    assert rec["method_summary"]["mentor"] == "dd-digits-small_cnn-n0.4"
+    assert rec["method_summary"]["mentor"] == "dd-digits-small_cnn-n0.4-s0"
     assert [u["epoch"] for u in rec["method_summary"]["updates"]] == [2, 3]   # update_at 0.5, 0.64 of 4
     assert rec["config"]["method_params"]["mentor_sha256"]
     rec = read_json(results / "mentornet" / "digits-small_cnn-n0.4-forgetting" / "seed0" / "metrics.json")
@@ -299,7 +300,7 @@ def test_spade_run_resumes_exactly_after_an_interruption(stage_outputs, tmp_path
     from trainrepro.io import read_json
 
     params, prepared, results, _ = stage_outputs
-    a = read_json(results / "mentors" / "assignments.json")["digits-small_cnn-n0.4-mentornet_dd"]
+    a = read_json(results / "mentors" / "assignments.json")["digits-small_cnn-n0.4-mentornet_dd/seed0"]
     variant = next(v for v in noise_variants(params)["digits"] if v[1] == 0.4)
     data = DeviceData(load_prepared(prepared / "digits", variant), "cpu")
     params = MentorNetSPADE.validate_params({"mentor_path": a["path"], "update_at": [0.5],

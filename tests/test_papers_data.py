@@ -346,7 +346,7 @@ def test_required_claims(claims_doc):
         assert cid in by_id, cid
     types = lambda cid: [r["type"] for r in iter_rules(by_id[cid])]  # noqa: E731
     assert types("M1") == ["greater"] and types("M13") == ["greater"]
-    assert types("M2") == ["best", "best"]
+    assert types("M2") == ["best"] * 4
     assert types("M3") == ["greater", "greater"]
     assert types("M5") == ["greater"] and by_id["M5"]["rule"]["a"] == {"method": "mentornet_dd_transfer"}
     assert types("L2") == ["increasing"]
@@ -357,7 +357,7 @@ def test_required_claims(claims_doc):
         assert types(cid) == ["scalar"], cid
     # the mentor stage's own DVC output (results/mentornet belongs to train_mentornet)
     assert by_id["M4"]["rule"]["file"] == "results/mentors/summary.json"
-    assert by_id["M4"]["rule"]["key"] == "mentornet_dd.nonincreasing_fraction_violations"
+    assert by_id["M4"]["rule"]["key"] == "mentornet_dd.prop1_violations_fixed_lambda"
     assert by_id["L7"]["rule"] == {"type": "scalar", "file": "results/lgl/compute.json",
                                    "key": "time_ratio_vs_formula_error", "op": "<=", "value": 0.25}
     assert by_id["A4"]["rule"]["value"] == 0.7
@@ -376,6 +376,9 @@ def paper_groups(doc, paper):
         key = (e["reference"], e["dataset"], e["model"], e.get("augmentation"),
                e.get("train_subset"), e.get("eval_set"))
         groups[key].append({**e, "study": paper, "acc": acc})
+        if paper == "mentornet" and e["dataset"] == "cifar100" and e.get("method") == "mentornet_dd":
+            # Table 2's CIFAR-100 MentorNet DD is the CIFAR-10 mentor transferred (Sec. 5.1)
+            groups[key].append({**e, "method": "mentornet_dd_transfer", "study": paper, "acc": acc})
     return groups
 
 
@@ -421,7 +424,7 @@ def evaluate(rule, cells):
 
 
 # Claims whose methods do not appear in any transcribed table.
-NOT_IN_TABLES = {"M5", "A7", "A10"}
+NOT_IN_TABLES = {"A7", "A10"}
 
 
 def test_claims_hold_on_paper_numbers(papers, claims_doc):

@@ -174,8 +174,25 @@ def evaluate_rule(rule: dict[str, Any], runs: pd.DataFrame, root: Path, scale: s
     else:
         raise ValueError(f"unknown rule type {t!r}")
     if not verdicts:
-        return Verdict(NOT_RUN, "needed cells absent at this scale")
-    return Verdict(stats.combine(verdicts, rule.get("combine", "all")), "; ".join(ev))
+        return Verdict(NOT_RUN, "needed cells absent at this scale" + _dropped_note(rule, runs))
+    return Verdict(stats.combine(verdicts, rule.get("combine", "all")), "; ".join(ev) + _dropped_note(rule, runs))
+
+
+def _dropped_note(rule: dict[str, Any], runs: pd.DataFrame) -> str:
+    """(issue 9 item 10) The groups a rule leaves out because only some of its sides have a cell
+    there, named in the evidence: a claim never drops a cell silently."""
+    sels = _selectors(rule)[1:]
+    free = [k for k in GROUP_KEYS if not any(k in s for s in sels)]
+    if not free or not sels:
+        return ""
+    base = _select(runs[runs["status"] == "ok"], rule.get("where") or {})
+    present = [set(map(tuple, _select(base, s)[free].drop_duplicates().to_numpy().tolist())) for s in sels]
+    dropped = sorted(set.union(*present) - set.intersection(*present), key=str)
+    if not dropped:
+        return ""
+    missing = [(key, [_name(s) for s, got in zip(sels, present) if key not in got]) for key in dropped]
+    return " (not compared, a side has no cell: " + "; ".join(
+        f"{_fmt_group(key)} lacks {', '.join(names)}" for key, names in missing) + ")"
 
 
 def evaluate_claims(claims: list[dict[str, Any]], runs_by_paper: dict[str, pd.DataFrame],

@@ -27,6 +27,7 @@ def fit_mentor(net: MentorNet, features: dict[str, torch.Tensor], target: torch.
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=float(fit["lr"]), foreach=True)
     sched = torch.optim.lr_scheduler.StepLR(opt, int(fit["lr_decay_steps"]), float(fit["lr_decay"]))
+    net.mark_fitted(epoch)  # these epoch inputs read their own embedding row from now on
     net.clear_cache()  # the weights are about to change
     net.train()
     for _ in range(steps):
@@ -60,11 +61,13 @@ def fit_mentor(net: MentorNet, features: dict[str, torch.Tensor], target: torch.
 
 
 def pd_grid(pd: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """MentorNet inputs on a grid of (loss, loss - lambda, epoch) with lambda = loss - diff >= 0."""
+    """MentorNet inputs on a grid of (loss, loss - lambda, epoch) with lambda = loss - diff >= 0,
+    at every epoch percentage 0..99: each epoch has its own embedding row, and a row the grid
+    leaves out would keep its random start."""
     m = int(pd["grid_points"])
     loss = torch.linspace(0.0, float(pd["grid_loss_max"]), m)
     diff = torch.linspace(-float(pd["grid_diff_max"]), float(pd["grid_diff_max"]), m)
-    epochs = torch.linspace(0, 99, int(pd["grid_epochs"])).round()
+    epochs = torch.arange(100, dtype=torch.float32)
     L, D, E = torch.meshgrid(loss, diff, epochs, indexing="ij")
     L, D, E = L.reshape(-1), D.reshape(-1), E.reshape(-1)
     keep = (L - D) >= 0
@@ -72,7 +75,8 @@ def pd_grid(pd: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def fit_pd_mentor(net: MentorNet, pd: dict[str, Any], fit: dict[str, Any]) -> dict[str, float]:
-    """MentorNet PD: approximate the predefined curriculum of Eq. 5/7 (no clean labels)."""
+    """MentorNet PD: approximate the predefined curriculum of Eq. 5/7 (no clean labels); `pd.fit`
+    overrides `fit` for this one mentor (its grid is larger than a DD mentor's data)."""
     feats = pd_grid(pd)
     target = pd_targets(feats["loss"], feats["loss_diff"], feats["epoch"], pd)
-    return fit_mentor(net, feats, target, "mse", fit)
+    return fit_mentor(net, feats, target, "mse", {**fit, **pd.get("fit", {})})

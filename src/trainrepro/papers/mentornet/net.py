@@ -6,6 +6,12 @@ through a bidirectional LSTM of one time step whose cell states are used. With o
 and zero initial state the cell state is c = sigmoid(W_i z + b_i) * tanh(W_g z + b_g) (the
 forget and output gates drop out), which is what `_BiLSTMStep` computes directly.
 concat -> fc `fc_hidden` tanh -> fc 1 -> sigmoid.
+
+An epoch-embedding row that no fit has seen is a random vector, so an epoch input without
+fitted data is read from the latest fitted epoch at or before it (`epoch_map`, updated by
+every fit): a DD mentor learned on the burn-in epochs 0-19 answers epoch 60 as epoch 19, the
+official code's "epoch input frozen at 18 after burn-in" generalised. `unfitted_epochs: raw`
+feeds the raw epoch instead (the random row).
 """
 from __future__ import annotations
 
@@ -25,7 +31,9 @@ NET_DEFAULTS: dict[str, Any] = {
     "lstm_hidden": 1,            # code: 1 unit per direction
     "fc_hidden": 20,             # fc1: 20, tanh
     "epoch_embedding_trainable": True,  # paper: an embedding layer (learned); code: frozen random
+    "unfitted_epochs": "latest_fitted",  # paper: silent; latest_fitted | raw (see module doc)
 }
+UNFITTED_EPOCHS = ["latest_fitted", "raw"]
 
 
 class _BiLSTMStep(nn.Module):
@@ -47,18 +55,38 @@ class MentorNet(nn.Module):
     """g_m(z; Theta): per-sample weight in (0, 1) from (loss, loss - lambda, label, epoch %)."""
 
     def __init__(self, label_embedding: int = 2, num_labels: int = 2, epoch_embedding: int = 5,
-                 lstm_hidden: int = 1, fc_hidden: int = 20, epoch_embedding_trainable: bool = True):
+                 lstm_hidden: int = 1, fc_hidden: int = 20, epoch_embedding_trainable: bool = True,
+                 unfitted_epochs: str = "latest_fitted"):
         super().__init__()
+        if unfitted_epochs not in UNFITTED_EPOCHS:
+            raise ValueError(f"unfitted_epochs: {unfitted_epochs!r} not in {UNFITTED_EPOCHS}")
         self.config = {"label_embedding": label_embedding, "num_labels": num_labels,
                        "epoch_embedding": epoch_embedding, "lstm_hidden": lstm_hidden,
-                       "fc_hidden": fc_hidden, "epoch_embedding_trainable": epoch_embedding_trainable}
+                       "fc_hidden": fc_hidden, "epoch_embedding_trainable": epoch_embedding_trainable,
+                       "unfitted_epochs": unfitted_epochs}
         self.label_emb = nn.Embedding(num_labels, label_embedding)
         self.epoch_emb = nn.Embedding(100, epoch_embedding)
         self.epoch_emb.weight.requires_grad_(epoch_embedding_trainable)
         self.lstm = _BiLSTMStep(2, lstm_hidden)
         self.fc1 = nn.Linear(label_embedding + epoch_embedding + 2 * lstm_hidden, fc_hidden)
         self.fc2 = nn.Linear(fc_hidden, 1)
+        # epoch input -> embedding row; `fitted` = rows some fit has trained (none yet)
+        self.register_buffer("fitted", torch.zeros(100, dtype=torch.bool))
+        self.register_buffer("epoch_map", torch.arange(100))
         self._const_cache: dict[int, torch.Tensor] = {}
+        self._rows = list(range(100))  # epoch_map on the host: no device sync in the step
+
+    def mark_fitted(self, epochs: torch.Tensor) -> None:
+        """Record the epoch inputs a fit trains on and re-point every other epoch input at the
+        latest fitted one at or before it (the earliest fitted one before the first)."""
+        self.fitted[epochs.long().clamp(0, 99).unique().to(self.fitted.device)] = True
+        if self.config["unfitted_epochs"] == "raw":
+            return
+        rows = torch.nonzero(self.fitted).squeeze(1)
+        pos = torch.searchsorted(rows, torch.arange(100, device=rows.device), right=True) - 1
+        self.epoch_map.copy_(rows[pos.clamp(min=0)])
+        self._rows = self.epoch_map.tolist()
+        self.clear_cache()
 
     def logits(self, loss: torch.Tensor, loss_diff: torch.Tensor, epoch: torch.Tensor | int,
                label: torch.Tensor | None = None) -> torch.Tensor:
@@ -66,7 +94,7 @@ class MentorNet(nn.Module):
         dev = loss.device
         if not torch.is_tensor(epoch):
             epoch = torch.full((n,), int(epoch), dtype=torch.long, device=dev)
-        epoch = epoch.long().clamp(0, 99)
+        epoch = self.epoch_map[epoch.long().clamp(0, 99)]
         if label is None:
             label = torch.zeros(n, dtype=torch.long, device=dev)
         z = torch.stack([loss.float(), loss_diff.float()], 1)
@@ -85,7 +113,7 @@ class MentorNet(nn.Module):
         LSTM states. Without gradients that vector is cached (cleared when weights change)."""
         nl, ne = self.label_emb.embedding_dim, self.epoch_emb.embedding_dim
         w = self.fc1.weight
-        e = min(max(epoch, 0), 99)
+        e = self._rows[min(max(epoch, 0), 99)]
         const = self._const_cache.get(e) if not torch.is_grad_enabled() else None
         if const is None:
             const = self.fc1.bias + w[:, :nl] @ self.label_emb.weight[0] + w[:, nl:nl + ne] @ self.epoch_emb.weight[e]
@@ -100,7 +128,9 @@ class MentorNet(nn.Module):
 
     def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
         self.clear_cache()
-        return super().load_state_dict(*args, **kwargs)
+        out = super().load_state_dict(*args, **kwargs)
+        self._rows = self.epoch_map.tolist()
+        return out
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "MentorNet":
         self.clear_cache()  # .to(device) / .float() move the weights

@@ -11,8 +11,9 @@ MENTOR_ROOT = "mentors"  # under the results root: results/mentors (written by t
 
 
 def stage_entry(results_root: str | Path, filename: str, cell: str) -> dict[str, Any]:
-    """A cell's entry in one of the mentor stage's tables (assignments.json: the cell's mentor
-    file and sha256; forgetting_selection.json: its validated dropout rate)."""
+    """A cell's entry in one of the mentor stage's tables (assignments.json, keyed by run_dir
+    `<cell>/seed<s>`: the run's mentor file and sha256; forgetting_selection.json, keyed by
+    cell: its validated dropout rate)."""
     path = Path(results_root) / MENTOR_ROOT / filename
     if not path.exists():
         raise ConfigError(f"{path}: missing; run the mentor stage first (python stages/mentor.py)")

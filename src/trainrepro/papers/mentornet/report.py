@@ -27,7 +27,7 @@ from ...report.tables import write_table
 from ...results import load_histories, load_runs, summarise
 from ...stats import diff_interval_summary, direction, mean_ci, reproduced_summary
 from .net import load_mentor
-from .surface import robust_objective
+from .surface import figure_mentors, robust_objective
 
 STUDY = "mentornet"
 PAPER_YAML = Path(__file__).resolve().parent / "paper.yaml"
@@ -290,9 +290,14 @@ def _mentor_summary(mentors_root: str | Path) -> dict[str, Any]:
 
 
 def _mentor_seeds(summary: dict[str, Any]) -> str:
-    """The seeds behind the fitted mentors (fit seed; DD burn-in StudentNet seed)."""
+    """The seeds behind the fitted mentors (fit seed; DD burn-in StudentNet seed), per run seed
+    when every DD run seed has its own mentor (mentor.dd.per_seed)."""
     st = summary.get("settings", {})
-    fit, burn = st.get("fit", {}).get("seed"), st.get("dd", {}).get("burn_in_seed")
+    fit, dd = st.get("fit", {}).get("seed"), st.get("dd", {})
+    burn = dd.get("burn_in_seed")
+    if dd.get("per_seed"):
+        return (f"DD: one mentor per run seed s (burn-in StudentNet seed {burn} + s, fit seed "
+                f"{fit} + s, seed s's noisy labels); PD fit seed {fit}")
     parts = []
     if fit is not None:
         parts.append(f"mentor fit seed {fit}")
@@ -302,19 +307,25 @@ def _mentor_seeds(summary: dict[str, Any]) -> str:
 
 
 def _mentor_label(name: str, summary: dict[str, Any]) -> str:
-    """'MentorNet DD (digits / small_cnn, noise 0.4)' for a mentor file stem."""
+    """'MentorNet DD (digits / small_cnn, noise 0.4, run seed 0)' for a mentor file stem."""
     meta = summary.get("mentors", {}).get(name, {})
     kind = meta.get("kind") or name.split("-")[0]
     if kind == "pd":
         return "MentorNet PD (predefined curriculum)"
     ds, model, noise = meta.get("dataset"), meta.get("model"), meta.get("noise_rate")
-    if ds is None:   # dd-<dataset>-<model>-n<noise>
-        parts = name.split("-")
-        if len(parts) >= 4 and parts[-1].startswith("n"):
-            ds, model, noise = "-".join(parts[1:-2]), parts[-2], parts[-1][1:]
+    seed = meta.get("run_seed")
+    parts = name.split("-")
+    if parts and parts[-1].startswith("s") and parts[-1][1:].isdigit():
+        seed = int(parts[-1][1:]) if seed is None else seed
+        parts = parts[:-1]
+    if ds is None and len(parts) >= 4 and parts[-1].startswith("n"):  # dd-<ds>-<model>-n<noise>[-s<seed>]
+        ds, model, noise = "-".join(parts[1:-2]), parts[-2], parts[-1][1:]
     if ds is None:
         return f"MentorNet {kind.upper()} ({name})"
-    return f"MentorNet {kind.upper()} ({ds} / {model}, noise {float(noise):g})"
+    fitted = meta.get("fitted_epochs")
+    return (f"MentorNet {kind.upper()} ({ds} / {model}, noise {float(noise):g}"
+            + (f", run seed {seed}" if seed is not None else "")
+            + (f"; fitted on epochs {fitted[0]}-{fitted[1]}%" if fitted else "") + ")")
 
 
 def fig3(runs: pd.DataFrame, path: str | Path, noise: float = 0.4, dataset: str | None = None,
@@ -368,10 +379,12 @@ def fig3(runs: pd.DataFrame, path: str | Path, noise: float = 0.4, dataset: str 
 
 
 def _mentors(mentors_root: str | Path) -> dict[str, Any]:
-
+    """The mentors a figure shows (PD, and the DD mentors of the first run seed)."""
+    shown = figure_mentors(_mentor_summary(mentors_root).get("mentors", {}))
     out = {}
     for p in sorted(Path(mentors_root).glob("*.pt")):
-        out[p.stem] = load_mentor(p)
+        if not shown or p.stem in shown:
+            out[p.stem] = load_mentor(p)
     return out
 
 
@@ -413,8 +426,9 @@ def fig4(mentors_root: str | Path, path: str | Path, names: list[str] | None = N
     summary = _mentor_summary(root)
     scale = scale or summary.get("scale")
     files = sorted(root.glob("surface_dd-*.csv"))
-    if names:
-        files = [f for f in files if f.stem[len("surface_"):] in names]
+    shown = names or figure_mentors(summary.get("mentors", {}))
+    if shown:
+        files = [f for f in files if f.stem[len("surface_"):] in shown]
     files = files[:4]
     epochs = sorted(pd.read_csv(files[0])["epoch"].unique()) if files else []
     height = 3.8 * max(len(files), 1) + 0.4
@@ -464,8 +478,14 @@ def mentor_summary(results_root: str | Path = "results") -> pd.DataFrame:
                      "fit rows": st["n"], "fit steps": st["steps"],
                      "accuracy (v>0.5 vs clean)": st.get("accuracy"),
                      "mean v clean": st.get("mean_weight_clean"), "mean v noisy": st.get("mean_weight_noisy"),
+                     "run seed": m.get("run_seed"), "burn-in seed": m.get("burn_in_seed"),
+                     "fit seed": m.get("fit_seed"),
+                     "fitted epochs %": "-".join(map(str, m["fitted_epochs"])) if m.get("fitted_epochs")
+                     else ("0-99 (grid)" if m["kind"] == "pd" else None),
                      "MSE to targets": st["mse"] if m["kind"] == "pd" else None,
-                     "Prop. 1 violations": m["proposition1"]["nonincreasing_fraction_violations"]})
+                     "max |g_m - Eq. 7| (surface grid, every epoch %)":
+                         m["eq7_error"]["max_abs_error"] if "eq7_error" in m else None,
+                     "Prop. 1 violations (fixed λ)": m["proposition1"]["violations_fixed_lambda"]})
     return pd.DataFrame(rows)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from ...methods.base import check_value
 from ...registry import ConfigError
 from .curriculum import PD_DEFAULTS
-from .net import NET_DEFAULTS
+from .net import NET_DEFAULTS, UNFITTED_EPOCHS
 
 MENTOR_DEFAULTS: dict[str, Any] = {
     "study": "mentornet",          # the study whose mentornet / forgetting runs this stage serves
@@ -22,8 +22,17 @@ MENTOR_DEFAULTS: dict[str, Any] = {
         "grad_clip": 5.0, "seed": 0,
     },
     "pd": {**PD_DEFAULTS,           # MentorNet PD: fitted (MSE on the sigmoid) to Eq. 7 on a grid
-           "grid_loss_max": 8.0, "grid_diff_max": 4.0, "grid_points": 33, "grid_epochs": 10},
-    "dd": {"burn_in_seed": 0},     # MentorNet DD: seed of the StudentNet burn-in that records features
+           "grid_loss_max": 8.0, "grid_diff_max": 4.0, "grid_points": 65,  # x every epoch 0..99
+           "fit": {}},              # overrides of `fit` for the PD mentor (keys of `fit`)
+    "dd": {                        # MentorNet DD: the StudentNet burn-in that records features
+        "per_seed": True,          # each run seed: its own noisy labels -> its own burn-in and
+                                   # mentor (seeds derived from the run's); false = one mentor
+                                   # per (dataset, StudentNet, noise rate): the first run seed's
+                                   # noisy labels, burn-in seed `burn_in_seed`
+        "burn_in_seed": 0,         # per_seed: offset added to the run seed; else the seed itself
+        "record_fraction": 0.2,    # features of the first 20% of epochs = the paper's burn-in
+                                   # period (Sec. 3.1); 1.0 = the whole schedule (old behaviour)
+    },
     "forgetting": {                # Forgetting (Arpit et al.): dropout chosen by pilot runs
         "selection_seed": 1000,    # seed of the pilot runs (never an evaluation seed)
         # keep probabilities searched (Sec. 5.1: "the dropout parameter is searched in the range
@@ -33,6 +42,7 @@ MENTOR_DEFAULTS: dict[str, Any] = {
     "surface": {                   # Fig. 4 grid and the Proposition-1 metric
         "loss_max": 5.0, "diff_min": -3.0, "diff_max": 3.0, "points": 41,
         "epochs": [21, 76],        # the paper's Fig. 4 panels are at epochs 21 and 76
+        "lambda_max": 3.0,         # Proposition 1 at fixed lambda: `points` lambdas in [0, max]
         "tolerance": 1.0e-3,
     },
     "profiles": {},
@@ -44,10 +54,11 @@ RANGES: dict[str, tuple] = {
     "fit.lr_decay": (0.0, 1.0), "fit.lr_decay_steps": (1, None), "fit.grad_clip": (0.0, None),
     "fit.seed": (0, None), "pd.lambda2": (0.0, None), "pd.code_burn_in_epoch": (-1, 99),
     "pd.code_switch_epoch": (0, 100), "pd.grid_loss_max": (0.0, None), "pd.grid_diff_max": (0.0, None),
-    "pd.grid_points": (2, None), "pd.grid_epochs": (1, 100), "dd.burn_in_seed": (0, None),
+    "pd.grid_points": (2, None), "dd.burn_in_seed": (0, None), "dd.record_fraction": (0.0, 1.0),
     "forgetting.selection_seed": (0, None), "surface.points": (3, None), "surface.tolerance": (0.0, None),
+    "surface.lambda_max": (0.0, None),
 }
-CHOICES: dict[str, list] = {"pd.schedule": ["paper", "code"]}
+CHOICES: dict[str, list] = {"pd.schedule": ["paper", "code"], "net.unfitted_epochs": UNFITTED_EPOCHS}
 
 
 def _check_tree(where: str, got: Any, defaults: dict[str, Any], prefix: str = "") -> None:
@@ -59,7 +70,9 @@ def _check_tree(where: str, got: Any, defaults: dict[str, Any], prefix: str = ""
             raise ConfigError(f"{where}.{k}: unknown key; allowed: {', '.join(sorted(defaults))}")
         d = defaults[k]
         key = f"{prefix}{k}"
-        if isinstance(d, dict) and k != "profiles":
+        if key == "pd.fit":        # overrides of `fit`: its keys and ranges
+            _check_tree(f"{where}.{k}", v, MENTOR_DEFAULTS["fit"], "fit.")
+        elif isinstance(d, dict) and k != "profiles":
             _check_tree(f"{where}.{k}", v, d, f"{key}.")
         elif k != "profiles":
             check_value(f"{where}.{k}", v, d, RANGES.get(key), CHOICES.get(key))

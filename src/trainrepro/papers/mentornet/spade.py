@@ -12,7 +12,9 @@ and reaches a run as `mentor_path` (+ its sha256, so a new mentor re-runs only t
 Every paper-vs-code divergence of REFERENCE.md s.1 is a parameter; defaults = the paper.
 
 `mentornet_record` is the DD burn-in StudentNet: plain training (v = 1) that records the
-features of the clean-subset samples of every mini-batch, with v* = 1[noisy == true].
+features of the clean-subset samples of every mini-batch of the burn-in period (the first
+`record_fraction` of the epochs; it stops there), with v* = 1[noisy == true]. A SPADE update
+(steps 5-6) fits on the same train-mode features, recorded in the epoch before it.
 """
 from __future__ import annotations
 
@@ -22,14 +24,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ...io import atomic_write_bytes
 from ...methods.base import Method, TrainerView, register
 from ...registry import ConfigError
 from .curriculum import PercentileEMA, epoch_percent
 from .fit import fit_mentor
-from .net import load_mentor
+from .net import build_mentor, load_mentor, save_mentor
 from .outputs import stage_entry
 
 
@@ -52,15 +53,21 @@ class MentorNetSPADE(Method):
         "frozen_epoch": -1,            # code (DD): epoch input frozen at 18 after burn-in; -1 = off
         "update_at": [0.5, 0.64],      # paper: mentor re-learned twice during training, after
                                        # the lr drops (fractions of the epochs); code: never ([])
-        "update_steps": 200,           # Adam steps per update
-        "update_lr": 0.01,
+        "update_steps": 200,           # Adam steps per update (paper: not given), on the train-mode
+        "update_lr": 0.01,             # features of the clean subset in the epoch before it
+        "update_batch_size": 32,       # (official code's mentor batch)
+        "update_lr_decay": 1.0,        # lr x decay every update_lr_decay_steps (1.0 = constant)
+        "update_lr_decay_steps": 1000,
+        "update_grad_clip": 5.0,       # (official code's clip); 0 = none
         "mentor_path": "",             # set by the train stage from the mentor stage's outputs
         "mentor_sha256": "",
         "mentor_name": "",
     }
     ranges = {"ema_decay": (0.0, 1.0), "percentile": (0.0, 1.0), "burn_in_fraction": (0.0, 1.0),
               "burn_in_drop_rate": (0.0, 1.0), "drop_rate_after_burn_in": (0.0, 1.0),
-              "frozen_epoch": (-1, 99), "update_steps": (0, None), "update_lr": (0.0, None)}
+              "frozen_epoch": (-1, 99), "update_steps": (0, None), "update_lr": (0.0, None),
+              "update_batch_size": (1, None), "update_lr_decay": (0.0, 1.0),
+              "update_lr_decay_steps": (1, None), "update_grad_clip": (0.0, None)}
     choices = {"curriculum": ["pd", "dd"], "burn_in": ["bernoulli", "fixed_fraction"],
                "weight_normalisation": ["batch", "weights"]}
 
@@ -75,8 +82,9 @@ class MentorNetSPADE(Method):
 
     @classmethod
     def resolve_run(cls, spec: Any, results_root: str | Path) -> dict[str, Any]:
-        """Method params the train stage adds to a run: the assigned mentor and its hash."""
-        a = stage_entry(results_root, "assignments.json", spec.cell)
+        """Method params the train stage adds to a run: the mentor assigned to this run (cell and
+        seed: a DD mentor may be the seed's own) and its hash."""
+        a = stage_entry(results_root, "assignments.json", spec.run_dir)
         return {"mentor_path": a["path"], "mentor_sha256": a["sha256"], "mentor_name": a["name"]}
 
     def __init__(self, params: dict[str, Any], trainer: TrainerView):
@@ -96,6 +104,9 @@ class MentorNetSPADE(Method):
                                     - {0})
         own = trainer.cfg.get("dataset")
         self.transfer = p["transfer_from"].get(own, own) != own
+        self.updating = (p["curriculum"] == "dd" and not self.transfer and p["update_steps"] > 0
+                         and bool(self.update_epochs))
+        self.recorder = CleanSubsetRecorder(trainer.data, self.device) if self.updating else None
         self.updates: list[dict[str, Any]] = []
         self.epoch = 0
         self._reset_epoch_stats()
@@ -113,8 +124,8 @@ class MentorNetSPADE(Method):
                 g["weight_decay"] = g["base_weight_decay"] * factor
         self.epoch = epoch
         self._reset_epoch_stats()
-        if (epoch in self.update_epochs and self.p["curriculum"] == "dd" and not self.transfer
-                and epoch not in [u["epoch"] for u in self.updates] and self.p["update_steps"] > 0):
+        if (self.updating and epoch in self.update_epochs
+                and epoch not in [u["epoch"] for u in self.updates]):
             self.update_mentor(epoch)
 
     def dropout_mask(self, n: int, rate: float) -> torch.Tensor:
@@ -140,31 +151,33 @@ class MentorNetSPADE(Method):
                 v = self.mentor(loss, loss - lam, e)
             if self.p["drop_rate_after_burn_in"] > 0:
                 v = v * self.dropout_mask(n, self.p["drop_rate_after_burn_in"])
+        if self.updating and self.epoch + 1 in self.update_epochs:  # the features of the update
+            self.recorder.add(batch.idx, loss, lam, epoch_percent(progress))
         self.v_sum += v.sum()
         self.v_n += n
         return v.detach()
 
-    @torch.no_grad()
-    def clean_subset_features(self, epoch: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """phi on the clean subset with the current w, and v* = 1[noisy label == true label]."""
-        d = self.trainer.data
-        idx = d.clean_idx
-        loss = F.cross_entropy(self.trainer.predict(idx), d.noisy[idx], reduction="none")
-        pct = epoch_percent(epoch / max(int(self.trainer.cfg["epochs"]), 1))
-        feats = {"loss": loss, "loss_diff": loss - self.ema.value,
-                 "epoch": torch.full_like(idx, pct)}
-        return feats, (d.noisy[idx] == d.true[idx]).float()
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
+        if self.recorder is not None:
+            self.recorder.end_epoch()
+        return False
 
     def update_mentor(self, epoch: int) -> None:
-        """Algorithm 1 steps 5-6: re-learn the DD curriculum from the most recent StudentNet."""
-        feats, target = self.clean_subset_features(epoch)
-        fit = {**self.meta.get("fit", {}), "lr": self.p["update_lr"], "batch_size": 32,
-               "lr_decay": 1.0, "lr_decay_steps": 1000, "grad_clip": 5.0,
-               "seed": int(self.trainer.cfg["seed"]) * 1000 + epoch}
+        """Algorithm 1 steps 5-6: re-learn the DD curriculum from the most recent StudentNet, on
+        the clean subset's features of the last epoch: its train-mode losses and the lambda of
+        the same steps, as the mentor sees them when it weights a batch."""
+        rows = self.recorder.take()
+        if not len(rows):
+            return
+        p = self.p
+        fit = {"batch_size": p["update_batch_size"], "lr": p["update_lr"],
+               "lr_decay": p["update_lr_decay"], "lr_decay_steps": p["update_lr_decay_steps"],
+               "grad_clip": p["update_grad_clip"], "seed": int(self.trainer.cfg["seed"]) * 1000 + epoch}
         for name, prm in self.mentor.named_parameters():  # keep a frozen epoch embedding frozen
             prm.requires_grad_(name != "epoch_emb.weight" or self.mentor.config["epoch_embedding_trainable"])
         with torch.enable_grad():
-            stats = fit_mentor(self.mentor, feats, target, "bce", fit, steps=int(self.p["update_steps"]))
+            stats = fit_mentor(self.mentor, rows_features(rows), rows[:, 3], "bce", fit,
+                               steps=int(p["update_steps"]))
         self.mentor.requires_grad_(False)
         self.mentor.clear_cache()
         self.updates.append({"epoch": epoch, **{k: v for k, v in stats.items()}})
@@ -180,7 +193,8 @@ class MentorNetSPADE(Method):
     def state_dict(self) -> dict[str, Any]:
         return {"ema": self.ema.state_dict(), "mentor": self.mentor.state_dict(),
                 "updates": list(self.updates), "v_sum": self.v_sum, "v_n": self.v_n,
-                "epoch": self.epoch}
+                "epoch": self.epoch,
+                "recorder": self.recorder.state_dict() if self.recorder is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.ema.load_state_dict(state["ema"])
@@ -188,51 +202,99 @@ class MentorNetSPADE(Method):
         self.updates = list(state["updates"])
         self.v_sum, self.v_n = state["v_sum"].to(self.device), int(state["v_n"])
         self.epoch = int(state["epoch"])
+        if self.recorder is not None:
+            self.recorder.load_state_dict(state["recorder"])
+
+
+class CleanSubsetRecorder:
+    """Train-mode MentorNet features of the clean-subset samples of each mini-batch: rows
+    (loss, loss - lambda, epoch %, v* = 1[noisy label == true label]), kept per epoch on the CPU."""
+
+    def __init__(self, data: Any, device: torch.device):
+        self.is_clean = torch.zeros(len(data.noisy), dtype=torch.bool, device=device)
+        self.is_clean[data.clean_idx] = True
+        self.correct = data.noisy == data.true
+        self.rows: list[torch.Tensor] = []   # this epoch, on the device
+        self.kept: list[torch.Tensor] = []   # finished epochs, clean rows only, on the CPU
+
+    def add(self, idx: torch.Tensor, loss: torch.Tensor, lam: torch.Tensor, pct: int) -> None:
+        self.rows.append(torch.stack([loss, loss - lam, torch.full_like(loss, float(pct)),
+                                      self.correct[idx].float(), self.is_clean[idx].float()], 1))
+
+    def end_epoch(self) -> None:
+        if self.rows:
+            rows = torch.cat(self.rows)
+            self.kept.append(rows[rows[:, 4] > 0, :4].cpu())
+            self.rows = []
+
+    def features(self) -> torch.Tensor:
+        return torch.cat(self.kept) if self.kept else torch.zeros((0, 4))
+
+    def take(self) -> torch.Tensor:
+        """The kept rows, forgotten here."""
+        out, self.kept = self.features(), []
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kept": list(self.kept)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.kept = list(state["kept"])
+
+
+def rows_features(rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Recorder rows -> the inputs `fit_mentor` takes."""
+    return {"loss": rows[:, 0], "loss_diff": rows[:, 1], "epoch": rows[:, 2].long()}
 
 
 @register
 class MentorNetRecord(Method):
     """The DD burn-in StudentNet: trains with v = 1 on the noisy labels and records, for the
-    clean-subset samples of every mini-batch, (loss, loss - lambda, epoch %, v*)."""
+    clean-subset samples of every mini-batch of the first `record_fraction` of the epochs (the
+    paper's burn-in period), (loss, loss - lambda, epoch %, v*); training stops there. With
+    `fit` (the mentor stage's fit settings) it then learns the DD mentor from those features
+    (BCE to v*) and writes it beside them (mentor.pt), inside the pilot's own worker."""
 
     family = "mentornet_record"
-    defaults = {"ema_decay": 0.95, "percentile": 0.7}
-    ranges = {"ema_decay": (0.0, 1.0), "percentile": (0.0, 1.0)}
+    defaults = {"ema_decay": 0.95, "percentile": 0.7,
+                "record_fraction": 0.2,  # paper: the burn-in period = the first 20% of epochs
+                "fit": {}, "net": {}}    # mentor fit settings / MentorNet sizes ({}: no fit)
+    ranges = {"ema_decay": (0.0, 1.0), "percentile": (0.0, 1.0), "record_fraction": (0.0, 1.0)}
 
     def __init__(self, params: dict[str, Any], trainer: TrainerView):
         super().__init__(params, trainer)
-        d = trainer.data
         self.device = trainer.device
         self.ema = PercentileEMA(self.p["ema_decay"], self.p["percentile"], self.device)
-        self.is_clean = torch.zeros(len(d.noisy), dtype=torch.bool, device=self.device)
-        self.is_clean[d.clean_idx] = True
-        self.correct = d.noisy == d.true
-        self.rows: list[torch.Tensor] = []   # this epoch, on the device
-        self.kept: list[torch.Tensor] = []   # earlier epochs, clean rows only, on the CPU
+        self.recorder = CleanSubsetRecorder(trainer.data, self.device)
+        # the epochs before the window's end (at least one), as SPADE counts its burn-in
+        self.record_epochs = max(1, int(round(self.p["record_fraction"] * int(trainer.cfg["epochs"]))))
 
     def sample_weights(self, batch: Any, per_sample_loss: torch.Tensor, progress: float) -> None:
         loss = per_sample_loss.detach()
-        lam = self.ema.update(loss)
-        pct = torch.full_like(loss, float(epoch_percent(progress)))
-        self.rows.append(torch.stack([loss, loss - lam, pct, self.correct[batch.idx].float(),
-                                      self.is_clean[batch.idx].float()], 1))
+        self.recorder.add(batch.idx, loss, self.ema.update(loss), epoch_percent(progress))
         return None
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
-        if self.rows:
-            rows = torch.cat(self.rows)
-            self.kept.append(rows[rows[:, 4] > 0, :4].cpu())
-            self.rows = []
-        if epoch == self.trainer.epochs - 1 and self.trainer.run_dir is not None:
+        self.recorder.end_epoch()
+        done = epoch + 1 >= min(self.record_epochs, self.trainer.epochs)
+        if done and self.trainer.run_dir is not None:
             self.write_features(Path(self.trainer.run_dir) / "features.npz")
-        return False
+            if self.p["fit"]:
+                self.write_mentor(Path(self.trainer.run_dir) / "mentor.pt")
+        return done
+
+    def write_mentor(self, path: Path) -> None:
+        """Learn Theta from the burn-in features (Sec. 3.1, DD) and save it with its fit stats."""
+        rows = self.recorder.features()
+        net = build_mentor(self.p["net"], seed=int(self.p["fit"]["seed"]))
+        stats = fit_mentor(net, rows_features(rows), rows[:, 3], "bce", self.p["fit"])
+        fitted = [int(rows[:, 2].min()), int(rows[:, 2].max())] if len(rows) else []
+        save_mentor(path, net, {"stats": stats, "fitted_epochs": fitted})
 
     def features(self) -> np.ndarray:
-        return torch.cat(self.kept).numpy() if self.kept else np.zeros((0, 4), np.float32)
+        return self.recorder.features().numpy()
 
     def write_features(self, path: Path) -> None:
-
-
         f = self.features()
         buf = io.BytesIO()
         np.savez(buf, loss=f[:, 0], loss_diff=f[:, 1], epoch=f[:, 2], target=f[:, 3])
@@ -240,11 +302,12 @@ class MentorNetRecord(Method):
 
     def summary(self) -> dict[str, Any]:
         f = self.features()
-        return {"recorded_rows": int(len(f)), "clean_fraction": float(f[:, 3].mean()) if len(f) else None}
+        return {"recorded_rows": int(len(f)), "recorded_epochs": self.record_epochs,
+                "clean_fraction": float(f[:, 3].mean()) if len(f) else None}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ema": self.ema.state_dict(), "kept": list(self.kept)}
+        return {"ema": self.ema.state_dict(), "recorder": self.recorder.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.ema.load_state_dict(state["ema"])
-        self.kept = list(state["kept"])
+        self.recorder.load_state_dict(state["recorder"])
