@@ -93,7 +93,9 @@ def test_the_mentor_stage_assigns_mentors_to_the_sensitivity_cells():
     from trainrepro.papers.mentornet.stage import plan as mentor_plan
 
     assign = mentor_plan(params())["assignments"]
-    assert assign["digits-small_cnn-n0.4-mentornet_dd~ema_decay-code"] == "dd-digits-small_cnn-n0.4"
+    for seed in (0, 1, 2):  # the reading's run of seed s uses seed s's own DD mentor
+        assert assign[f"digits-small_cnn-n0.4-mentornet_dd~ema_decay-code/seed{seed}"] \
+            == assign[f"digits-small_cnn-n0.4-mentornet_dd/seed{seed}"] == f"dd-digits-small_cnn-n0.4-s{seed}"
 
 
 def test_the_profile_key_is_validated_naming_it():
