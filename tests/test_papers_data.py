@@ -352,8 +352,10 @@ def test_required_claims(claims_doc):
     assert types("L2") == ["increasing"]
     assert types("L3") == ["within"] * 3
     assert types("L4") == ["at_most"]
-    assert types("A1") == ["within"] and types("A2") == ["within"] and types("A3") == ["greater"]
-    for cid in ("M4", "L5", "L6", "L7", "A4", "A5", "A9", "A11", "B1", "B2", "B3", "B4"):
+    assert types("A1") == ["within"] and types("A2") == ["within"]
+    # MaskT is measured on i_alt's final weights: A3 decides on that drop's interval, both ways
+    assert types("A3") == ["scalar", "scalar"] and {r["key"] for r in by_id["A3"]["rules"]} == {"maskt_drop"}
+    for cid in ("M4", "L5", "L6", "L7", "A4", "A5", "A9", "B1", "B2", "B3", "B4"):
         assert types(cid) == ["scalar"], cid
     # the mentor stage's own DVC output (results/mentornet belongs to train_mentornet)
     assert by_id["M4"]["rule"]["file"] == "results/mentors/summary.json"

@@ -85,6 +85,7 @@ TableWriter = Callable[[str, Path], None]
 # params) -> {file stem: content} of results/<paper>/<stem>.json (reading sensitivity re-derives
 # them with a reading's runs in the default cell's place).
 ClaimScalars = Callable[[str, Any], dict[str, dict[str, Any]]]
+RunSelector = Callable[[Any], Any]  # runs frame -> the runs its tables and claims see
 
 
 @dataclass
@@ -102,6 +103,8 @@ class Paper:
               itself (e.g. from a cell selected on validation); replaces headline_cells
     claim_scalars  the study-level scalar files its claims read, recomputed from a results tree
               (None: those claims are not re-evaluated per reading)
+    select_runs  runs frame -> the runs its paper tables, claims and headline see (None: all),
+              e.g. of a learning-rate grid only the lr chosen on validation
     """
 
     name: str
@@ -112,6 +115,7 @@ class Paper:
     headline_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
     headline: Callable[[str], dict[str, Any]] | None = None
     claim_scalars: ClaimScalars | None = None
+    select_runs: RunSelector | None = None
 
     @property
     def reported_path(self) -> Path:

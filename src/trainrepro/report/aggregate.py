@@ -92,6 +92,9 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
     scales = scales_for(params, results_root, reference_root)
     runs_by_study = {s: load_runs(results_root, s) for s in sorted(set(studies) | set(PAPERS))}
     runs_by_scale = [runs_by_study] + [{p: load_runs(s.results_root, p) for p in PAPERS} for s in scales[1:]]
+    # the runs each paper's tables, claims and headline see (e.g. of an lr grid the lr chosen on validation)
+    paper_runs = [{p: PAPERS[p].select_runs(r[p]) if PAPERS[p].select_runs else r[p] for p in PAPERS}
+                  for r in runs_by_scale]
     metrics: dict[str, Any] = {"profile": params.profile_name, "scale": params.scale}
     cell_metrics: dict[str, Any] = {}
     for study in studies:
@@ -116,7 +119,7 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
                                   g.drop(columns=["cell"]).to_csv(index=False, float_format="%.6g"))
     named = ", ".join(f"`{s.scale}`" for s in scales)
     for paper in PAPERS:
-        cells_by_scale = [(s, summarise(r[paper])) for s, r in zip(scales, runs_by_scale)]
+        cells_by_scale = [(s, summarise(r[paper])) for s, r in zip(scales, paper_runs)]
         for table in load_paper(paper).get("tables", []):
             if table.get("kind") == "classes" or not table.get("entries"):
                 continue
@@ -134,8 +137,8 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
                 paper.write_tables(str(s.results_root), tables / "reference" / s.profile)
     claims = load_claims()
     by_scale = [(s, evaluate_claims(rebase_scalar_files(claims, s.results_root),
-                                    {p: r[p] for p in PAPERS}, ".", scale=s.scale))
-                for s, r in zip(scales, runs_by_scale)]
+                                    r, ".", scale=s.scale))
+                for s, r in zip(scales, paper_runs)]
     verdicts = by_scale[0][1]
     write_table(verdicts, tables / "claims", "Claims and verdicts")
     for s, v in by_scale[1:]:
@@ -147,7 +150,7 @@ def aggregate(params: Params, results_root: str = "results", out: str = "reports
     metrics["claims"] = verdict_counts(verdicts)
     for paper in PAPERS.values():
         metrics[paper.name] = paper_headline(paper, verdicts[verdicts["paper"] == paper.name],
-                                             summarise(runs_by_study[paper.name]), results_root)
+                                             summarise(paper_runs[0][paper.name]), results_root)
     if len(scales) > 1:  # `dvc metrics diff` names a reference claim whose verdict changed
         metrics["reference"] = {s.profile: {"scale": s.scale, "claims": verdict_counts(v), **{
             p: " ".join(f"{r['id']}:{VERDICT_CODES[r['verdict']]}" for _, r in v[v["paper"] == p].iterrows())
