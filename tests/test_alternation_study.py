@@ -161,3 +161,10 @@ def test_study_time_ratios_rebuild_recorded_runs_and_time_them(tmp_path, prepare
     r = out["b_alt_time_ratio"]
     assert r["n"] == 3 and r["lo"] <= r["value"] <= r["hi"] and r["value"] > 0
     assert "epoch 1" in r["setting"]  # timed inside B-alternation's window, after its warm-up
+
+
+def test_the_paper_registers_the_lr_selection_for_its_tables_and_claims():
+    from trainrepro.registry import PAPERS
+
+    picked = PAPERS["alternation"].select_runs(grid_runs())
+    assert set(picked["cell"]) == set(select_lr(grid_runs())[0]["cell"])
