@@ -8,16 +8,17 @@ Targets (issue 11, item 9): B-alternation and I-alternation steps <= 1.15x the S
 
 Cases: the quick profile's network (allcnn_small_c width 16, digits 8x8, batch 64), a CIFAR-shaped
 small network (allcnn_small_c width 32 on 32x32x3 random images, batch 128) and, on CUDA only,
-ALL-CNN-C on 32x32x3 (batch 128). Prints a Markdown table; `--append` adds it under
-'## Alternation overhead' in benchmarks/RESULTS.md.
+ALL-CNN-C on 32x32x3 (batch 128). Prints a Markdown table; `--append` writes it as the
+'## Alternation overhead' section of benchmarks/RESULTS.md (replacing the older one).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import math
+import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -27,8 +28,10 @@ from trainrepro.config import TRAIN_DEFAULTS
 from trainrepro.data.loader import DeviceData
 from trainrepro.engine import Trainer
 from trainrepro.methods import METHODS
+from trainrepro.papers.alternation.overhead import clock_for, interleaved_epoch_times, paired_ratio
 
 from mentornet_overhead import digits, synthetic  # same data helpers (benchmarks/ is on sys.path)
+from results_md import replace_section
 
 VARIANTS = {  # name: (method, params, activation)
     "sgd_relu": ("fullmodel", {}, "relu"),
@@ -41,19 +44,6 @@ VARIANTS = {  # name: (method, params, activation)
 }
 
 
-def sync(t: Trainer) -> None:
-    if t.cuda:
-        torch.cuda.synchronize()
-
-
-def timed(fn, t: Trainer) -> float:
-    sync(t)
-    s = time.perf_counter()
-    fn()
-    sync(t)
-    return time.perf_counter() - s
-
-
 def measure(name: str, ds, model: str, model_args: dict, batch: int, device: str, repeats: int) -> dict:
     data = DeviceData(ds, device, channels_last=device == "cuda")
     trainers = {}
@@ -61,22 +51,23 @@ def measure(name: str, ds, model: str, model_args: dict, batch: int, device: str
         cfg = {**TRAIN_DEFAULTS, "model": model, "model_args": {**model_args, "activation": act},
                "batch_size": batch, "epochs": 1000, "lr": 0.01, "optimizer_args": {"momentum": 0.9},
                "augment": "none", "seed": 0, "checkpoint": False}
-        t = Trainer(cfg, data, METHODS[meth], METHODS[meth].validate_params(params, "bench"))
-        t.method.on_epoch_start(1)  # I-alternation: the first mask estimation happens here
-        t.train_epoch(1)            # warm-up
-        trainers[key] = t
-    times = {k: [] for k in trainers}
-    for _ in range(repeats):  # interleaved so that load drifts hit every variant alike
-        for k, t in trainers.items():
-            times[k].append(timed(lambda t=t: t.train_epoch(2), t))
+        trainers[key] = Trainer(cfg, data, METHODS[meth], METHODS[meth].validate_params(params, "bench"))
+    clock = clock_for(torch.device(device))
+    # interleaved, order reversed every other repeat; I-alternation's first estimation happens at
+    # its epoch start (untimed)
+    times = interleaved_epoch_times(trainers, repeats, 1, clock)
     med = {k: statistics.median(v) for k, v in times.items()}
     ialt = trainers["i_alt"].method
-    est = [timed(lambda: ialt.estimate(2), trainers["i_alt"]) for _ in range(max(3, repeats // 2))]
+    est = []
+    for _ in range(max(3, repeats // 2)):
+        s = clock()
+        ialt.estimate(2)
+        est.append(clock() - s)
     steps = math.ceil(len(ds.train_idx) / batch)
     return {"case": name, "device": device, "steps": steps,
             "ms": {k: 1e3 * v / steps for k, v in med.items()},
-            "ratio_ht": {k: v / med["sgd_ht"] for k, v in med.items()},
-            "ratio_relu": {k: v / med["sgd_relu"] for k, v in med.items()},
+            "ratio_ht": {k: paired_ratio(times[k], times["sgd_ht"]) for k in times},
+            "ratio_relu": {k: paired_ratio(times[k], times["sgd_relu"]) for k in times},
             "estimate_over_epoch": statistics.median(est) / med["sgd_ht"],
             "bytes_per_example": ialt.store.bytes_per_example, "bytes_total": ialt.store.total_bytes,
             "n_train": len(ds.train_idx)}
@@ -109,14 +100,23 @@ def main() -> None:
                             {"input_dropout": 0.0, "hidden_dropout": 0.0}, 128, args.device, 3))
     dev = torch.cuda.get_device_name() if cuda else f"{platform.processor() or 'cpu'}, {args.threads} thread(s)"
     keys = list(VARIANTS)
-    lines = [f"Device: {dev}; torch {torch.__version__}; median of {args.repeats} epochs, variants interleaved; "
-             f"ratios against the SGD step with hard-threshold units (sgd_ht; against ReLU in brackets).", "",
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    clock = "synchronised wall time" if cuda else "process CPU time"
+    lines = [f"Measured {datetime.date.today().isoformat()}; device: {dev}; torch {torch.__version__}; load average "
+             f"(1/5/15 min) at the end: {load}. Per variant the median of {args.repeats} epochs ({clock}), variants "
+             "interleaved in one process (order reversed every other repeat); ratio = mean of the per-repeat "
+             "paired ratios [95% t-interval] against the SGD step with ReLU (against SGD with hard-threshold "
+             "units, sgd_ht, after the slash).", "",
              "| case | steps/epoch | " + " | ".join(f"{k} ms/step" for k in keys) + " | "
-             + " | ".join(f"{k} ratio" for k in keys[2:]) + " | estimation pass / epoch | mask bytes/example | total |",
-             "|" + "---|" * (2 + len(keys) + len(keys) - 2 + 3)]
+             + " | ".join(f"{k} ratio" for k in keys[1:]) + " | estimation pass / epoch | mask bytes/example | total |",
+             "|" + "---|" * (2 + len(keys) + len(keys) - 1 + 3)]
+
+    def iv(r: dict) -> str:
+        return f"{r['value']:.3f} [{r['lo']:.2f}, {r['hi']:.2f}]"
+
     for r in rows:
         lines.append(f"| {r['case']} | {r['steps']} | " + " | ".join(f"{r['ms'][k]:.3f}" for k in keys) + " | "
-                     + " | ".join(f"{r['ratio_ht'][k]:.3f} ({r['ratio_relu'][k]:.3f})" for k in keys[2:])
+                     + " | ".join(f"{iv(r['ratio_relu'][k])} / {r['ratio_ht'][k]['value']:.3f}" for k in keys[1:])
                      + f" | {r['estimate_over_epoch']:.2f} | {r['bytes_per_example']:,} | "
                      f"{r['bytes_total'] / 2**20:.2f} MiB ({r['n_train']:,} ex.) |")
     b = cifar_allcnn_c_bytes()
@@ -125,9 +125,8 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.append:
-        path = Path(__file__).parent / "RESULTS.md"
-        path.write_text(path.read_text().rstrip() + "\n\n## Alternation overhead\n\n"
-                        "`python benchmarks/alternation_overhead.py --append`\n\n" + text + "\n")
+        replace_section("## Alternation overhead", "`python benchmarks/alternation_overhead.py --append`\n\n" + text,
+                        Path(__file__).parent / "RESULTS.md")
 
 
 if __name__ == "__main__":

@@ -172,3 +172,32 @@ def test_plateau_rule_on_a_synthetic_loss():
     assert q.update(0.99) == p.update(0.99)
     with pytest.raises(ValueError):
         Plateau(patience=1, min_gap=5, max_gap=4)
+
+
+@pytest.mark.parametrize("rule", ["gt", "sq"])
+def test_float_mask_is_the_rule_and_the_forward_is_unchanged(rule):
+    u = HardThreshold((4, 3, 3), mask_rule=rule)
+    with torch.no_grad():
+        u.beta.copy_(torch.tensor([0.0, 0.25, -0.5, 1e-30]))
+    q = torch.randn(8, 4, 3, 3)
+    q[0, 1] = 0.25      # ties: q == beta is outside the support
+    q[1, 3] = 2e-30     # just above a tiny beta: still inside (no flush to zero)
+    m = u.mask(q)
+    assert m.dtype == q.dtype and torch.equal(m, u.rule(q).to(q.dtype))
+    assert torch.equal(u(q), q * u.rule(q))  # bit for bit the bool formulation's output
+
+
+def test_float_unpack_matches_the_bool_unpack():
+    bits = torch.rand(7, 45) > 0.5
+    packed = pack_bits(bits)
+    assert torch.equal(unpack_bits(packed, 45, torch.float32), bits.float())
+
+
+def test_alternation_base_kind_is_abstract():
+    from trainrepro.papers.alternation.alternation import AlternationBase
+
+    class NoKind(AlternationBase):
+        family = "no_kind"
+
+    with pytest.raises(TypeError, match="kind"):
+        NoKind({}, None)

@@ -49,6 +49,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import torch
@@ -96,7 +97,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class AlternationBase(Method):
+class AlternationBase(Method, ABC):
     """Shared machinery: HT units, the alternation window, mask estimation, storage, MaskT."""
 
     family: ClassVar[str] = "alternation_base"
@@ -141,9 +142,9 @@ class AlternationBase(Method):
 
     # --- what the subclasses decide -------------------------------------------------------
     @property
+    @abstractmethod
     def kind(self) -> str | None:
         """'i' (example-wise masks), 'b' (batch-wise masks) or None (no masks)."""
-        raise NotImplementedError
 
     @property
     def needs_units(self) -> bool:
@@ -208,7 +209,7 @@ class AlternationBase(Method):
             d = m.float().mean()
             self._bdens = d if self._bdens is None else self._bdens + d
             self._bsteps += 1
-        return m if p["b_apply"] == "replace" else m & unit.rule(q)
+        return m if p["b_apply"] == "replace" else unit.mask(q) * m.to(q.dtype)  # float kernels
 
     def take_snapshot(self) -> None:
         """A frozen copy of the current weights (eval mode: no dropout)."""
@@ -252,8 +253,8 @@ class AlternationBase(Method):
 
     def masks_for(self, idx: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
         """Masks of a training batch: stored ones by pool index, or from the frozen weights."""
-        if self.store is not None:
-            return self.store.read(idx)
+        if self.store is not None:  # 0 / 1 floats: no cast per unit in the forward
+            return self.store.read(idx, torch.float32)
         return self.snapshot_masks(x)
 
     def mask_bits(self) -> int:

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from .units import HardThreshold
 
@@ -23,8 +24,13 @@ def pack_bits(bits: torch.Tensor) -> torch.Tensor:
     return (padded.view(b, nbytes, 8) * w).sum(-1, dtype=torch.uint8)
 
 
-def unpack_bits(packed: torch.Tensor, n: int) -> torch.Tensor:
-    """Inverse of `pack_bits`: (B, nbytes) uint8 -> (B, n) bool."""
+def unpack_bits(packed: torch.Tensor, n: int, dtype: torch.dtype = torch.bool) -> torch.Tensor:
+    """Inverse of `pack_bits`: (B, nbytes) uint8 -> (B, n) bool, or 0 / 1 in `dtype` (a lookup
+    of each byte's 8 values: about 2x faster on CPU than the bitwise unpack, and no cast after)."""
+    if dtype != torch.bool:
+        w = torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8, device=packed.device)
+        table = ((torch.arange(256, device=packed.device, dtype=torch.uint8).unsqueeze(-1) & w) != 0).to(dtype)
+        return F.embedding(packed.long(), table).view(packed.shape[0], -1)[:, :n]
     w = torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8, device=packed.device)
     return ((packed.unsqueeze(-1) & w) != 0).view(packed.shape[0], -1)[:, :n]
 
@@ -54,12 +60,14 @@ class MaskStore:
         flat = torch.cat([m.reshape(len(idx), -1) for m in masks], dim=1)
         self.packed[self.row_of[idx]] = pack_bits(flat)
 
-    def read(self, idx: torch.Tensor) -> list[torch.Tensor]:
-        """The stored masks of pool indices `idx`, one (B, *shape) bool tensor per unit."""
+    def read(self, idx: torch.Tensor, dtype: torch.dtype = torch.bool) -> list[torch.Tensor]:
+        """The stored masks of pool indices `idx`, one (B, *shape) tensor per unit (bool, or
+        0 / 1 in `dtype`). Unknown indices raise on CPU; on CUDA that check would be a host sync
+        per step (training batches come from the stored split by construction)."""
         rows = self.row_of[idx]
-        if bool((rows < 0).any()):
+        if rows.device.type == "cpu" and bool((rows < 0).any()):
             raise KeyError("no stored mask for some of these examples")
-        flat = unpack_bits(self.packed[rows], self.bits)
+        flat = unpack_bits(self.packed[rows], self.bits, dtype)
         return [part.view(len(idx), *shape)
                 for part, shape in zip(flat.split(self.sizes, dim=1), self.shapes)]
 
@@ -123,9 +131,9 @@ def batch_mask(q: torch.Tensor, unit: HardThreshold, rule: str = "energy", energ
         example-wise masks (the unit's own rule) have unit i active.
     """
     n = q.shape[0]
-    per_example = unit.rule(q)
+    per_example = unit.mask(q)  # 0 / 1 in q's dtype (float kernels only)
     if rule == "majority":
         return per_example.float().mean(0) > vote
-    x = q.float() if energy == "q" else q.float() * per_example
+    x = q.float() if energy == "q" else q.float() * per_example.float()
     e = (x * x).sum(0)
     return e > (n * tau if tau_mode == "absolute" else tau * e.mean())  # no host sync
