@@ -181,7 +181,7 @@ def test_float_mask_is_the_rule_and_the_forward_is_unchanged(rule):
         u.beta.copy_(torch.tensor([0.0, 0.25, -0.5, 1e-30]))
     q = torch.randn(8, 4, 3, 3)
     q[0, 1] = 0.25      # ties: q == beta is outside the support
-    q[1, 3] = 2e-30     # just above a tiny beta: still inside (no flush to zero)
+    q[1, 3] = 2e-30     # just above a tiny beta: still inside
     m = u.mask(q)
     assert m.dtype == q.dtype and torch.equal(m, u.rule(q).to(q.dtype))
     assert torch.equal(u(q), q * u.rule(q))  # bit for bit the bool formulation's output

@@ -1,5 +1,7 @@
-"""The alternation study's analyses on run records (no plotting): Fig. 3's iterations to reach
-SGD's final error and the saving, and the MaskT readings of the I-alternation runs.
+"""The alternation study's analyses on run records (no plotting): the learning rate chosen on
+validation (`select_lr`), Fig. 3's iterations to reach SGD's final error and the saving, and the
+MaskT readings of the I-alternation runs. Every scalar a claim reads is {value, lo, hi, n}: the
+mean over runs with its 95% t-interval (`interval`), so a claim on it can be inconclusive.
 
 Iterations are optimizer steps: epochs x ceil(n_active / batch_size) of each run's history.
 For each (dataset, model, seed) with an SGD run and a run of the compared method:
