@@ -208,7 +208,7 @@ def test_an_unrun_reading_is_not_run_and_a_measured_reading_is_paired(fake_paper
     near = t.loc[("maskt", "nearest")]
     assert near["mean"] == pytest.approx(0.81) and near["diff vs default"] == pytest.approx(-0.1)
     assert near["diff 95% CI"] == "[-0.1000, -0.1000]"   # paired: the constant offset has no spread
-    assert "A11: not re-evaluated" in near["verdict (this reading)"]
+    assert "A3: not re-evaluated" in near["verdict (this reading)"]
     assert np.isnan(t.loc[("mask_rule", "eq38"), "mean"])
 
 
