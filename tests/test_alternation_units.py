@@ -70,7 +70,9 @@ def test_gradients_wrt_weights_input_and_beta_ste_vs_none():
 
 def test_every_relu_model_accepts_activation_ht_relu():
     for name in sorted(MODELS):
-        small = {"mlp": (64, 1), "small_cnn": (1, 8), "allcnn_small_c": (1, 8)}
+        small = {"mlp": (64, 1), "small_cnn": (1, 8), "allcnn_small_c": (1, 8),
+                 # torchvision's ImageNet nets: 64 px is their smallest input (224 in the papers)
+                 "alexnet": (3, 64), "vgg16_imagenet": (3, 64), "googlenet": (3, 64), "resnet152": (3, 64)}
         cin, size = small.get(name, (3, 32))
         plain = build(name, num_classes=10, in_channels=cin, image_size=size)
         n_relu = sum(isinstance(m, nn.ReLU) for m in plain.modules())
@@ -81,6 +83,8 @@ def test_every_relu_model_accepts_activation_ht_relu():
         assert len(units_of(ht)) == n_relu, name
         assert not any(isinstance(m, nn.ReLU) for m in ht.modules()), name
         assert all(u.mask_rule == "sq" for u in units_of(ht))
+        if name == "googlenet":  # one unit per conv-BN-ReLU, inside the Inception blocks too
+            assert n_relu == sum(isinstance(m, nn.Conv2d) for m in plain.modules()) == 57
 
 
 def test_bad_activation_or_argument_is_a_config_error():

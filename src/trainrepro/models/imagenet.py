@@ -134,7 +134,8 @@ def googlenet(num_classes: int = 1000, in_channels: int = 3, image_size: int = 2
     p = _check("googlenet", num_classes, in_channels, image_size, dropout)
     t = tv()
     body = t.GoogLeNet(num_classes=num_classes, aux_logits=False, transform_input=False, init_weights=True,
-                       blocks=[t.conv, t.Inception, t.InceptionAux], dropout=p)
+                       blocks=[t.conv, functools.partial(t.Inception, conv_block=t.conv),
+                               functools.partial(t.InceptionAux, conv_block=t.conv)], dropout=p)
     body, fc = _split_last(body, "fc")
     body.dropout = nn.Identity()  # applied by TorchvisionNet, just before the classifier
     return TorchvisionNet(body, fc, p)
