@@ -17,8 +17,15 @@ DIGITS_CFG = {"source": "digits", "test_fraction": 0.25, "val_fraction": 0.15,
 def prepared_digits(tmp_path_factory) -> Path:
     from trainrepro.data.prepared import prepare_dataset
 
+    import yaml
+
+    from trainrepro.config import Params, noise_variants
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["profile"] = "tiny"  # + the tiny profile's per-seed noise draws (noise.per_seed)
+    variants = {("symmetric_incl", 0.0, 0), ("symmetric_incl", 0.4, 0), *noise_variants(Params(raw))["digits"]}
     root = tmp_path_factory.mktemp("prepared") / "digits"
-    prepare_dataset("digits", DIGITS_CFG, [("symmetric_incl", 0.0, 0), ("symmetric_incl", 0.4, 0)], root)
+    prepare_dataset("digits", DIGITS_CFG, sorted(variants), root)
     return root
 
 

@@ -95,8 +95,10 @@ def test_html_reports_are_for_reviewers(repo):
         cells = re.findall(r"<td[^>]*>(.*?)</td>", text, flags=re.S)
         reprs = [c for c in cells if re.match(r"\s*[\[{(]['\"]|\s*np\.float|\s*\{\}", c)]
         assert not reprs, (page.name, reprs[:3])
-        intervals = [(float(a), float(b)) for a, b in  # accuracy intervals (differences carry signs)
-                     re.findall(r"<td[^>]*>\s*\[(-?\d+\.\d+), (-?\d+\.\d+)\]\s*</td>", text)]
+        # accuracy intervals: unsigned bounds (a difference's interval has signed bounds,
+        # tables.fmt_diff_ci, e.g. [-0.0341, +0.0192] or [-0.9456, -0.1160])
+        intervals = [(float(a), float(b)) for a, b in
+                     re.findall(r"<td[^>]*>\s*\[(\d+\.\d+), (\d+\.\d+)\]\s*</td>", text)]
         assert intervals or page.stem == "overview", page.name
         assert all(0.0 <= a <= b <= 1.0 for a, b in intervals), page.name
         assert not re.search(r"\bissue\b", text, flags=re.I), page.name

@@ -25,7 +25,7 @@ from ..results import load_index, load_runs
 from ..sensitivity import SENSITIVITY_STUDY, Planned, enabled_papers, plan
 from ..stats import NOT_RUN, diff_interval, mean_ci, paired_interval
 from .claims import evaluate_claims
-from .tables import fmt_ci, write_table
+from .tables import fmt_ci, fmt_diff_ci, write_table
 
 COLUMNS = ["switch", "kind", "reading", "value", "default", "cell", "n", "metric", "mean", "95% CI",
            "diff vs default", "diff 95% CI", "claims", "verdict (default)", "verdict (this reading)",
@@ -168,7 +168,7 @@ def sensitivity_table(params: Params, paper: str, claims: list[dict[str, Any]],
         compared = [c for c in r.claims if c in base_v and c in new_v]
         changed = [c for c in compared if base_v[c] != new_v[c]]
         rows.append({**row, "n": len(vals), "mean": m, "95% CI": fmt_ci(lo, hi), "diff vs default": dd,
-                     "diff 95% CI": "" if p.is_default else fmt_ci(dlo, dhi),
+                     "diff 95% CI": "" if p.is_default else fmt_diff_ci(dlo, dhi),
                      "verdict (default)": "; ".join(fmt), "verdict (this reading)": "; ".join(fmt_new),
                      "verdict changes": ", ".join(changed) if changed else ("no" if compared else "")})
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -42,6 +42,11 @@ def fmt_ci(lo: float, hi: float) -> str:
     return "—" if pd.isna(lo) else f"[{lo:.4f}, {hi:.4f}]"
 
 
+def fmt_diff_ci(lo: float, hi: float) -> str:
+    """The interval of a difference: signed bounds, so it never reads as an accuracy interval."""
+    return "—" if pd.isna(lo) else f"[{lo:+.4f}, {hi:+.4f}]"
+
+
 def paper_comparison(table: dict[str, Any], cells: pd.DataFrame, tol: float = 0.02) -> pd.DataFrame:
     """Paper value beside ours for each entry of a paper table (papers/<paper>.yaml).
 

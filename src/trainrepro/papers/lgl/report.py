@@ -21,7 +21,7 @@ import yaml
 from ...io import read_json
 from ...stats import diff_interval, direction, reproduced_summary
 from ...report.figures import plt, save_fig
-from ...report.tables import fmt_ci, fmt_mean_std, write_table
+from ...report.tables import fmt_ci, fmt_diff_ci, fmt_mean_std, write_table
 from ...results import load_histories, load_runs, summarise
 
 PAPER_YAML = Path(__file__).resolve().parent / "paper.yaml"
@@ -185,7 +185,7 @@ def compute_table(compute: dict[str, Any] | None) -> pd.DataFrame:
                      "formula (m+1)/2": p["formula"], "sample-epoch ratio": p["sample_epoch_ratio"],
                      "train-time ratio": p["time_ratio"],
                      "rel. deviation": p.get("rel_deviation", np.nan),
-                     f"interval ({p.get('interval_level', 0.95):.1%})": fmt_ci(p.get("rel_deviation_lo"),
+                     f"interval ({p.get('interval_level', 0.95):.1%})": fmt_diff_ci(p.get("rel_deviation_lo"),
                                                                             p.get("rel_deviation_hi")),
                      "wall-time ratio": p["wall_ratio"]})
     return pd.DataFrame(rows)
