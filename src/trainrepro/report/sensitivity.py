@@ -146,7 +146,8 @@ def sensitivity_table(params: Params, paper: str, claims: list[dict[str, Any]],
                          "diff 95% CI": "—", "verdict (default)": "", "verdict (this reading)": NOT_RUN,
                          "verdict changes": ""})
             continue
-        bounds = (0.0, 1.0) if (r.measured or r.metric).endswith("acc") else None
+        metric = r.measured or r.metric  # accuracies (test_acc, a MaskT accuracy) stay in [0, 1]
+        bounds = (0.0, 1.0) if metric.endswith("acc") or metric.endswith("maskt") else None
         m, _, lo, hi = mean_ci(vals["value"], bounds=bounds)
         dvals = d[1]
         if p.is_default:
