@@ -48,14 +48,16 @@ def test_opt_trace_projects_a_small_network_s_trajectory_on_its_loss_plane(data)
     assert 0.0 < sum(plane["explained"]) <= 1.0 + 1e-9
 
 
-def fake_run(tmp, cell, seed, tag, lr, val, test, trace, optimizer="sgd", method="opt_sgd", bs=64, status="ok"):
+def fake_run(tmp, cell, seed, tag, lr, val, test, trace, optimizer="sgd", method="opt_sgd", bs=64, status="ok",
+             dataset="digits", model="small_cnn"):
     run_dir = tmp / "llbsgd" / cell / f"seed{seed}"
     run_dir.mkdir(parents=True)
     final = {"train_loss": trace[-1], "val_loss": val, "test_loss": test, "test_acc": 1 - test}
     (run_dir / "metrics.json").write_text(json.dumps({
         "status": status, "final": final, "config": {"lr": lr, "batch_size": bs, "optimizer": optimizer},
         "method_summary": {"loss_trace": trace, "rate_trace": [lr] * len(trace), "steps_per_epoch": 10}}))
-    return {"cell": cell, "seed": seed, "tag": tag, "method": method, "run_dir": str(run_dir)}
+    return {"cell": cell, "seed": seed, "tag": tag, "method": method, "run_dir": str(run_dir),
+            "dataset": dataset, "model": model}
 
 
 def test_lr_is_selected_on_validation_never_on_test_and_speedup_is_paired(tmp_path):
@@ -75,6 +77,32 @@ def test_lr_is_selected_on_validation_never_on_test_and_speedup_is_paired(tmp_pa
     assert conv["speedup_vs_sgd"]["value"] == pytest.approx(41 / 11)
     assert conv["speedup_vs_sgd"]["lo"] == pytest.approx(41 / 11)  # identical seeds: a point interval
     assert [r["batch_size"] for r in out["tables"]["table3"]] == [64]  # the grid cell at fixed_lr
+
+
+def test_each_dataset_and_model_gets_its_own_lr_selection_and_tables(tmp_path):
+    # ResNet-34 is best at lr 0.1 and ResNet-50 at 0.01 on validation; pooled over both models
+    # (the old analysis) lr 0.1 would win for both (mean val 0.3 vs 0.35)
+    runs = []
+    for seed in (0, 1, 2):
+        for model, val01, val001 in (("resnet34", 0.1, 0.6), ("resnet50", 0.5, 0.1)):
+            for lr, val in ((0.1, val01), (0.01, val001)):
+                runs.append(fake_run(tmp_path, f"c-{model}-{lr}", seed, f"grid_{lr}", lr, val, val,
+                                     [2.0] * 50 + [0.5] * 50, dataset="cifar10", model=model))
+    (tmp_path / "llbsgd" / "index.json").write_text(json.dumps({"runs": runs}))
+    out = study_analysis(tmp_path, settings({"llbsgd": {"smooth_iterations": 1, "target_loss": 1.0}}))
+    by = out["tables"]["by_setting"]
+    assert list(by) == ["cifar10/resnet34", "cifar10/resnet50"]
+    assert by["cifar10/resnet34"]["table2"][0]["lr"] == 0.1
+    assert by["cifar10/resnet50"]["table2"][0]["lr"] == 0.01
+    # the top level (what the claims read) is the study's first setting, and says so
+    assert out["tables"]["setting"] == out["convergence"]["setting"] == "cifar10/resnet34"
+    assert out["tables"]["table2"] == by["cifar10/resnet34"]["table2"]
+    assert set(out["convergence"]["by_setting"]) == set(by)
+    from trainrepro.papers.llbsgd.report import per_setting, table2
+    t = per_setting(out["tables"], table2)
+    assert list(t.columns[:2]) == ["setting", "optimizer"]
+    assert t.set_index("setting")["lr (chosen on val)"].to_dict() == {"cifar10/resnet34": "0.1",
+                                                                     "cifar10/resnet50": "0.01"}
 
 
 def test_a_cell_with_a_diverged_seed_is_not_eligible():

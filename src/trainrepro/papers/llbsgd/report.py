@@ -5,7 +5,7 @@ cells are not recoverable (paper.yaml): each table says so in its paper column."
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -105,19 +105,29 @@ def convergence_table(conv: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def per_setting(doc: dict[str, Any], table: Callable[[dict[str, Any]], pd.DataFrame]) -> pd.DataFrame:
+    """`table(doc)`, or with several (dataset, model) settings (analysis.study_analysis
+    `by_setting`) every setting's table stacked under a leading `setting` column."""
+    if "by_setting" not in doc:
+        return table(doc)
+    parts = [table(d).assign(setting=k) for k, d in doc["by_setting"].items()]
+    df = pd.concat(parts, ignore_index=True)
+    return df[["setting", *[c for c in df.columns if c != "setting"]]]
+
+
 def write_tables(results_root: str | Path = "results", tables_root: str | Path = "reports/tables") -> None:
     """llbsgd_table2/3/4, llbsgd_fig7 and llbsgd_convergence as .md/.csv/.tex."""
     tables, conv = _load(results_root, "tables"), _load(results_root, "convergence")
     if not tables:
         return
     t = Path(tables_root)
-    write_table(table2(tables), t / "llbsgd_table2_layout",
+    write_table(per_setting(tables, table2), t / "llbsgd_table2_layout",
                 f"LLb-SGD Table 2 (paper layout): final training loss, test loss (and accuracy) per optimizer, "
                 f"each at its best lr on validation. {RECON}.")
-    write_table(table3(tables), t / "llbsgd_table3_layout", f"LLb-SGD Table 3: batch size. {RECON}.")
-    write_table(table4(tables), t / "llbsgd_table4_layout", f"LLb-SGD Table 4: initialisation. {RECON}.")
-    write_table(fig7_table(tables), t / "llbsgd_fig7", f"LLb-SGD Fig. 7 data: initial learning rate. {RECON}.")
-    write_table(convergence_table(conv), t / "llbsgd_convergence",
+    write_table(per_setting(tables, table3), t / "llbsgd_table3_layout", f"LLb-SGD Table 3: batch size. {RECON}.")
+    write_table(per_setting(tables, table4), t / "llbsgd_table4_layout", f"LLb-SGD Table 4: initialisation. {RECON}.")
+    write_table(per_setting(tables, fig7_table), t / "llbsgd_fig7", f"LLb-SGD Fig. 7 data: initial learning rate. {RECON}.")
+    write_table(per_setting(conv, convergence_table), t / "llbsgd_convergence",
                 f"Iterations to a smoothed training loss <= {conv.get('target_loss')} and the ratio to naive "
                 f"SGD (paired by seed, 95% t-interval). {RECON}.")
 
@@ -145,12 +155,13 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
         plt.close(fig)
 
     w = int(conv.get("smooth_iterations", 1))
+    where = f"{scale}, {conv['setting']}" if conv.get("setting") else scale  # Figs. 5-7: the first setting
     if curves.get("fig5"):
         fig, ax = plt.subplots(figsize=(7, 4))
         for m, tr in curves["fig5"].items():
             ax.plot(smooth(tr, w), label=m)
         ax.set(xlabel="iteration", ylabel=f"training loss (trailing mean of {w})", yscale="log",
-               title=f"Fig. 5 redrawn ({scale}); {RECON}")
+               title=f"Fig. 5 redrawn ({where}); {RECON}")
         ax.title.set_fontsize(8)
         ax.legend(fontsize=7)
         save(fig, "fig5", "llbsgd_fig5_train_loss.png")
@@ -162,7 +173,7 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
         ax.plot(it, f6["inverse_t"], label=f"1/t: a0/(1+kt), k={f6['k']}")
         ax.plot(it, f6["exponential"], label=f"exp: a0 exp(-kt), k={f6['k']}")
         ax.set(xlabel=f"iteration (t in the baselines counts {f6['t_unit']})", ylabel="learning rate",
-               yscale="log", title=f"Fig. 6 redrawn ({scale})")
+               yscale="log", title=f"Fig. 6 redrawn ({where})")
         ax.legend(fontsize=7)
         save(fig, "fig6", "llbsgd_fig6_lr.png")
     if tables.get("fig7"):
@@ -175,7 +186,7 @@ def figures(results_root: str | Path, figures_root: str | Path, scale: str) -> d
             axes[1].plot(lrs, [r[key]["mean"] if r.get(key) else np.nan for r in f7], "o-", label=key)
         axes[1].set(xscale="log", xlabel="initial lr", ylabel="final loss")
         axes[1].legend(fontsize=7)
-        fig.suptitle(f"Fig. 7 redrawn ({scale}); {RECON}", fontsize=8)
+        fig.suptitle(f"Fig. 7 redrawn ({where}); {RECON}", fontsize=8)
         save(fig, "fig7", "llbsgd_fig7_initial_lr.png")
     planes = curves.get("fig8") or {}
     if planes:
@@ -204,7 +215,8 @@ def make_all(results_root: str | Path = "results", figures_root: str | Path = "r
              scale: str = "quick") -> dict[str, Any]:
     """Every table (DataFrames) and figure (PNG paths) for the notebook."""
     tables, conv = _load(results_root, "tables"), _load(results_root, "convergence")
-    return {"table2": table2(tables), "table3": table3(tables), "table4": table4(tables),
-            "fig7": fig7_table(tables), "convergence": convergence_table(conv), "convergence_raw": conv,
+    return {"table2": per_setting(tables, table2), "table3": per_setting(tables, table3),
+            "table4": per_setting(tables, table4), "fig7": per_setting(tables, fig7_table),
+            "convergence": per_setting(conv, convergence_table), "convergence_raw": conv,
             "robustness_raw": _load(results_root, "robustness"),
             "figures": figures(results_root, figures_root, scale)}
