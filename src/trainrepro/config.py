@@ -59,7 +59,7 @@ DATASET_COMMON = {"source": "", "val_fraction": 0.1, "test_fraction": 0.2,
 SOURCE_KEYS: dict[str, dict[str, Any]] = {
     "digits": {},
     "gaussians": {"layout": "separable", "n_per_class": 300, "scale": 1.0},
-    "imagefolder": {"path": "", "sha256": "", "image_size": 0, "test_folder": "test"},
+    "imagefolder": {"path": "", "sha256": "", "image_size": 0, "test_folder": "test", "storage": "auto"},
     "mnist": {"mirror": "", "md5": None, "root": ""},
     "cifar10": {"mirror": "", "md5": None, "root": ""},
     "cifar100": {"mirror": "", "md5": None, "root": ""},
@@ -126,7 +126,8 @@ def validate_dataset(where: str, d: dict[str, Any]) -> None:
     for k, v in d.items():
         default = DATASET_COMMON.get(k, specific.get(k))
         rng = (0.0, 0.9) if k.endswith("_fraction") else (0, None) if k in ("data_seed", "n_per_class", "image_size") else None
-        choices = {"augment": ["none", "crop_flip"], "layout": ["separable", "overlapping"]}.get(k)
+        choices = {"augment": ["none", "crop_flip"], "layout": ["separable", "overlapping"],
+                   "storage": ["auto", "memory", "memmap"]}.get(k)
         _check(f"{where}.{k}", v, default, rng, choices)
 
 

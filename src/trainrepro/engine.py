@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from . import __version__, distributed
-from .data.loader import DeviceData
+from .data.loader import RunData
 from .io import atomic_write_text, load_torch_file, torch_save, write_json
 from .methods.base import Method
 from .models import build as build_model
@@ -92,7 +92,7 @@ def numpy_state_from_plain(d: dict[str, Any]) -> tuple:
 class Trainer:
     """Trains one model on one prepared dataset with one method and one seed."""
 
-    def __init__(self, cfg: dict[str, Any], data: DeviceData, method_cls: type[Method],
+    def __init__(self, cfg: dict[str, Any], data: RunData, method_cls: type[Method],
                  method_params: dict[str, Any], run_dir: str | Path | None = None,
                  progress: bool = False):
         self.cfg = cfg

@@ -6,8 +6,9 @@ import io
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import numpy as np
 import torch
@@ -15,14 +16,17 @@ import torch
 from .registry import DataIntegrityError
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+@contextmanager
+def atomic_target(path: str | Path) -> Iterator[Path]:
+    """A temp file beside `path` to write; on success it is fsynced, made 0644 and renamed onto
+    `path`, on any error removed (a kill never leaves half a file under the real name)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
         os.replace(tmp, path)
@@ -30,6 +34,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -63,6 +72,23 @@ def save_npy(path: str | Path, arr: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def write_rows(path: str | Path, x: np.ndarray, rows: np.ndarray | None = None,
+               chunk_bytes: int = 1 << 28) -> None:
+    """x[rows] (all of x when rows is None) as the .npy file `path`, written atomically a chunk
+    of rows at a time through a memmap of the temp file: never more than `chunk_bytes` of it in
+    memory, so x may be a memmap larger than memory. The file is byte for byte what
+    `save_npy(path, x[rows])` writes."""
+    n = len(x) if rows is None else len(rows)
+    row_bytes = max(1, x.dtype.itemsize * int(np.prod(x.shape[1:])))
+    step = max(1, chunk_bytes // row_bytes)
+    with atomic_target(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=x.dtype, shape=(n, *x.shape[1:]))
+        for s in range(0, n, step):
+            out[s:s + step] = x[s:s + step] if rows is None else x[rows[s:s + step]]
+        out.flush()
+        del out
 
 
 def torch_save(path: str | Path, obj: Any) -> None:

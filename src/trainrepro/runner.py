@@ -17,7 +17,7 @@ import torch
 
 from . import distributed
 from .config import Params, RunSpec, code_hash, expand_study
-from .data.loader import DeviceData
+from .data.loader import RunData, make_data
 from .data.prepared import load_prepared
 from .data.splits import with_fold
 from .engine import Trainer, resolve_device
@@ -54,8 +54,9 @@ def is_done(run_dir: Path, config_hash: str) -> bool:
     return rec.get("config", {}).get("config_hash") == config_hash and rec.get("status") in ("ok", "diverged")
 
 
-def run_data(prepared: str | Path, cfg: dict[str, Any], device: torch.device) -> DeviceData:
-    """The run's device-resident data (cached per worker across runs that share it). With
+def run_data(prepared: str | Path, cfg: dict[str, Any], device: torch.device) -> RunData:
+    """The run's data (cached per worker across runs that share it): on the device, or streamed
+    from the host for a memmap-stored dataset (loader.make_data). With
     `train.kfold` = k >= 2 the train/validation split is fold (seed mod k) of a k-fold partition
     of train + validation (data/splits.py), the test split unchanged."""
     k = int(cfg.get("kfold", 0))
@@ -66,8 +67,8 @@ def run_data(prepared: str | Path, cfg: dict[str, Any], device: torch.device) ->
         ds = load_prepared(prepared, tuple(cfg["noise"]))
         if k:
             ds = with_fold(ds, k, fold, int(cfg["dataset_cfg"].get("data_seed", 0)))
-        _DATA_CACHE[key] = DeviceData(ds, device, augment=cfg["augment"],
-                                      channels_last=device.type == "cuda", val_labels=cfg["val_labels"])
+        _DATA_CACHE[key] = make_data(ds, device, augment=cfg["augment"],
+                                     channels_last=device.type == "cuda", val_labels=cfg["val_labels"])
     return _DATA_CACHE[key]
 
 

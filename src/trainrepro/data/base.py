@@ -1,6 +1,8 @@
 """The dataset-source registry: each source turns a config into a `RawDataset` (arrays in
-memory, not yet split). Sources register with `@SOURCES.register(name)` in their own module
-(sources.py: embedded and generated; imagefolder.py; torchvision_sources.py: downloads), which
+memory, or, for the imagefolder source with `storage: memmap`, read-only memmaps of whole .npy
+files in the `scratch` folder it is given; not yet split). Sources register
+`fn(cfg, root, scratch=None)` with `@SOURCES.register(name)` in their own module (sources.py:
+embedded and generated; imagefolder.py; torchvision_sources.py: downloads), which
 data/__init__.py imports by name.
 
 Images are uint8 arrays shaped (N, C, H, W); feature datasets (the LGL toy Gaussians) are
@@ -10,6 +12,7 @@ and the prepare stage carves one out with the data seed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -42,7 +45,9 @@ class RawDataset:
                 raise ValueError(f"{name}: labels outside [0, {len(self.classes)})")
 
 
-def load_raw(cfg: dict[str, Any], root: str = "data/raw") -> RawDataset:
-    """Build the raw dataset named by cfg['source']."""
-    fn: Callable[[dict[str, Any], str], RawDataset] = SOURCES.get_checked(cfg["source"], "source")
-    return fn(cfg, root)
+def load_raw(cfg: dict[str, Any], root: str = "data/raw", scratch: Path | None = None) -> RawDataset:
+    """Build the raw dataset named by cfg['source']. `scratch`: a folder on the prepared output's
+    filesystem where a source may write arrays too large for memory (the imagefolder source's
+    `storage: memmap`); sources that keep everything in memory ignore it."""
+    fn: Callable[[dict[str, Any], str, Path | None], RawDataset] = SOURCES.get_checked(cfg["source"], "source")
+    return fn(cfg, root, scratch)

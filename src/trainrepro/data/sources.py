@@ -6,6 +6,7 @@ and the prepare stage carves one out with the data seed.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from .base import SOURCES, RawDataset
 
 
 @SOURCES.register("digits")
-def digits_source(cfg: dict[str, Any], root: str) -> RawDataset:
+def digits_source(cfg: dict[str, Any], root: str, scratch: Path | None = None) -> RawDataset:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, values 0..16), no download."""
     from sklearn.datasets import (
         load_digits,  # heavy optional import: only this source needs it
@@ -47,7 +48,7 @@ def gaussian_blobs(layout: str, n_per_class: int, seed: int, scale: float = 1.0,
 
 
 @SOURCES.register("gaussians")
-def gaussians_source(cfg: dict[str, Any], root: str) -> RawDataset:
+def gaussians_source(cfg: dict[str, Any], root: str, scratch: Path | None = None) -> RawDataset:
     layout = cfg.get("layout", "separable")
     n = int(cfg.get("n_per_class", 300))
     x, y = gaussian_blobs(layout, n, int(cfg.get("data_seed", 0)), float(cfg.get("scale", 1.0)))

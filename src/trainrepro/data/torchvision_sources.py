@@ -230,7 +230,7 @@ def _urls(url_or_mirror_bases: list[str], name: str) -> list[str]:
 
 
 @SOURCES.register("mnist")
-def mnist_source(cfg: dict[str, Any], root: str) -> RawDataset:
+def mnist_source(cfg: dict[str, Any], root: str, scratch: Path | None = None) -> RawDataset:
     """MNIST (60,000 train + 10,000 test, 1x28x28)."""
     from torchvision.datasets import MNIST  # heavy optional import: downloads only
 
@@ -277,7 +277,7 @@ def _cifar(name: str, base: Any, cfg: dict[str, Any], root: str) -> RawDataset:
 
 
 @SOURCES.register("cifar10")
-def cifar10_source(cfg: dict[str, Any], root: str) -> RawDataset:
+def cifar10_source(cfg: dict[str, Any], root: str, scratch: Path | None = None) -> RawDataset:
     """CIFAR-10 (50,000 train + 10,000 test, 3x32x32), from the python pickle archive."""
     from torchvision.datasets import CIFAR10  # heavy optional import: downloads only
 
@@ -285,7 +285,7 @@ def cifar10_source(cfg: dict[str, Any], root: str) -> RawDataset:
 
 
 @SOURCES.register("cifar100")
-def cifar100_source(cfg: dict[str, Any], root: str) -> RawDataset:
+def cifar100_source(cfg: dict[str, Any], root: str, scratch: Path | None = None) -> RawDataset:
     """CIFAR-100 with its 100 fine labels (50,000 train + 10,000 test, 3x32x32)."""
     from torchvision.datasets import CIFAR100  # heavy optional import: downloads only
 
@@ -293,7 +293,7 @@ def cifar100_source(cfg: dict[str, Any], root: str) -> RawDataset:
 
 
 @SOURCES.register("svhn")
-def svhn_source(cfg: dict[str, Any], root: str) -> RawDataset:
+def svhn_source(cfg: dict[str, Any], root: str, scratch: Path | None = None) -> RawDataset:
     """SVHN cropped digits, train + test splits (no extra), 3x32x32; label 10 is digit 0."""
     from torchvision.datasets import SVHN  # heavy optional import: downloads only
 

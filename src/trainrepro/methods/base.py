@@ -42,14 +42,14 @@ import torch.nn.functional as F
 from ..registry import ConfigError, Registry, check_value
 
 if TYPE_CHECKING:  # pragma: no cover  (type names only; no import cycle at run time)
-    from ..data.loader import Batch, DeviceData
+    from ..data.loader import Batch, RunData
 
 
 class TrainerView(Protocol):
     """What a method may read and call on the engine's trainer (and nothing else).
 
     cfg        the run's resolved config (read only)
-    data       the device-resident dataset (`DeviceData`: train_idx, noisy, true, clean_idx, ...)
+    data       the run's dataset (`RunData`: train_idx, noisy, true, clean_idx, ...)
     device     where the model and data live
     epochs     planned epochs of this run
     generator  the run's CPU RNG for sampling (checkpointed with the run)
@@ -59,7 +59,7 @@ class TrainerView(Protocol):
     """
 
     cfg: dict[str, Any]
-    data: "DeviceData"
+    data: "RunData"
     device: torch.device
     epochs: int
     generator: torch.Generator
