@@ -159,3 +159,28 @@ def test_bad_storage_values_are_config_errors_naming_the_key(tree, tmp_path):
         load_imagefolder(tree, storage="memmap")
     with pytest.raises(ConfigError, match=r"datasets\.x\.storage"):
         validate_dataset("datasets.x", {"source": "digits", "storage": "memmap"})
+
+
+def test_a_verified_file_is_hashed_once_per_process_and_again_when_rewritten(prepared, tmp_path,
+                                                                              monkeypatch):
+    import shutil
+
+    from trainrepro.data import prepared as prep
+    from trainrepro.registry import DataIntegrityError
+
+    root = tmp_path / "copy"
+    shutil.copytree(prepared["memmap"], root)
+    calls = []
+    real = prep.sha256_file
+    monkeypatch.setattr(prep, "sha256_file", lambda p: calls.append(p.name) or real(p))
+    load_prepared(root)
+    first = calls.count("x_pool.npy")
+    load_prepared(root)  # another run of the same worker: no second hash of the big file
+    assert first == 1 and calls.count("x_pool.npy") == 1
+    x = root / "x_pool.npy"
+    raw = bytearray(x.read_bytes())
+    raw[-1] ^= 0xFF  # same size, new content and mtime: hashed again and rejected
+    time.sleep(0.01)
+    x.write_bytes(bytes(raw))
+    with pytest.raises(DataIntegrityError, match="checksum mismatch"):
+        load_prepared(root)

@@ -187,6 +187,20 @@ class PreparedDataset:
         return self.manifest.get("storage", "memory")
 
 
+# sha256 of the files this process has verified, keyed by (path, size, mtime): a worker that
+# loads the same prepared file again (another run, another k-fold fold) does not re-hash it
+# (ImageNet's x_pool.npy is ~193 GB); a rewritten file has a new mtime and is hashed again.
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256_once(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = sha256_file(path)
+    return _VERIFIED[key]
+
+
 def _checked(root: Path, rel: str, manifest: dict[str, Any], verify: bool) -> Path:
     path = root / rel
     expected = manifest["files"].get(rel)
@@ -195,7 +209,7 @@ def _checked(root: Path, rel: str, manifest: dict[str, Any], verify: bool) -> Pa
     if not path.exists():
         raise DataIntegrityError(f"{path}: missing (expected sha256 {expected}); re-run prepare")
     if verify:
-        actual = sha256_file(path)
+        actual = _sha256_once(path)
         if actual != expected:
             raise DataIntegrityError(
                 f"{path}: checksum mismatch (expected sha256 {expected}, got {actual}); "

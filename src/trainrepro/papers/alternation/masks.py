@@ -131,9 +131,11 @@ def batch_mask(q: torch.Tensor, unit: HardThreshold, rule: str = "energy", energ
         example-wise masks (the unit's own rule) have unit i active.
     """
     n = q.shape[0]
-    per_example = unit.mask(q)  # 0 / 1 in q's dtype (float kernels only)
     if rule == "majority":
-        return per_example.float().mean(0) > vote
-    x = q.float() if energy == "q" else q.float() * per_example.float()
-    e = (x * x).sum(0)
+        return unit.mask(q).float().mean(0) > vote  # example-wise masks: 0 / 1 in q's dtype
+    if energy == "q":
+        e = (q.float() * q.float()).sum(0)
+    else:  # x = q * m, squared in place (one temporary instead of two)
+        x = q.float() * unit.mask(q).float()
+        e = x.mul_(x).sum(0)
     return e > (n * tau if tau_mode == "absolute" else tau * e.mean())  # no host sync
