@@ -21,15 +21,27 @@ def load_index(results_root: str | Path, study: str) -> dict[str, Any]:
     return read_json(path)
 
 
+def record_path(run_dir: str | Path, results_root: str | Path) -> Path:
+    """A run's metrics.json. Index run_dirs are relative to the repository (results/<study>/...);
+    for a results tree elsewhere (a reference tree, a copy) they resolve from its parent."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_absolute() and not path.exists():
+        path = Path(results_root).parent / path
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """The run record at `path` (record_path), or {"status": "missing"} when there is none."""
+    return read_json(path) if path.exists() else {"status": "missing"}
+
+
 def load_runs(results_root: str | Path, study: str) -> pd.DataFrame:
     """One row per run of the study's current matrix (index.json), with its reported metrics."""
     index = load_index(results_root, study)
     rows = []
     for r in index["runs"]:
-        path = Path(r["run_dir"]) / "metrics.json"
-        if not path.is_absolute() and not path.exists():
-            path = Path(results_root).parent / path
-        rec = read_json(path) if path.exists() else {"status": "missing"}
+        path = record_path(r["run_dir"], results_root)
+        rec = read_record(path)
         rep = rec.get("reported", {}) or {}
         rows.append({
             "study": study, "cell": r["cell"], "dataset": r["dataset"], "model": r["model"],

@@ -15,20 +15,18 @@ import pandas as pd
 
 from ... import stats
 from ...io import read_json
-from ...results import load_index
+from ...results import load_index, read_record, record_path
 
 
 def _records(results_root: str | Path, study: str) -> list[dict[str, Any]]:
 
     out = []
     for r in load_index(results_root, study)["runs"]:
-        path = Path(r["run_dir"]) / "metrics.json"
-        if not path.exists():
-            continue
-        rec = read_json(path)
+        path = record_path(r["run_dir"], results_root)
+        rec = read_record(path)
         if rec.get("status") != "ok":
             continue
-        out.append({**r, "record": rec, "history": Path(r["run_dir"]) / "history.csv"})
+        out.append({**r, "record": rec, "history": path.parent / "history.csv"})
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from ...io import read_json
+from ...results import load_index, read_record, record_path
 from ...stats import bootstrap_ci, mean_ci
 from .params import settings
 
@@ -165,13 +165,9 @@ SUBSTUDIES = {"grid": "Table 2 / Fig. 5: lr grid per optimizer", "lr": "Fig. 7: 
 
 def load_study_runs(results_root: str | Path, study: str = "llbsgd") -> list[dict[str, Any]]:
     """Every run of the study's index with its record's config, last history row and traces."""
-    index = read_json(Path(results_root) / study / "index.json")
     out = []
-    for r in index["runs"]:
-        path = Path(r["run_dir"]) / "metrics.json"
-        if not path.is_absolute() and not path.exists():
-            path = Path(results_root).parent / path
-        rec = read_json(path) if path.exists() else {"status": "missing"}
+    for r in load_index(results_root, study)["runs"]:
+        rec = read_record(record_path(r["run_dir"], results_root))
         cfg = rec.get("config", {})
         sub, _, value = r.get("tag", "").partition("_")
         out.append({**r, "sub": sub, "value": value, "status": rec.get("status"),
