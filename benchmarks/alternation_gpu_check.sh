@@ -25,7 +25,8 @@ python benchmarks/gpu_check_params.py "$OUT/params.yaml" --alt-epochs "$ALT_EPOC
 timeout 120 python stages/prepare.py --params "$OUT/params.yaml" --out "$OUT/prepared"
 timeout 330 python stages/train.py alternation --params "$OUT/params.yaml" --prepared "$OUT/prepared" \
     --results "$OUT/results"
-timeout 60 python stages/alternation_analysis.py --params "$OUT/params.yaml" --results "$OUT/results"
+timeout 60 python stages/alternation_analysis.py --params "$OUT/params.yaml" --results "$OUT/results" \
+    --prepared "$OUT/prepared"
 if [ -n "$SMOKE" ]; then
     echo "alternation_gpu_check: SMOKE run done in $OUT (nothing exported)"
     exit 0

@@ -1,7 +1,7 @@
 """Part of stage `train_alternation`: Fig. 3's iterations to SGD's final error (claims A4, A5),
 the MaskT drop (A3), each with its 95% interval over runs, and the step-cost ratios against SGD
 timed in this process, methods interleaved (A9), from the alternation study's runs (the grid lr
-chosen on validation; data from data/prepared) -> results/alternation/scalars.json."""
+chosen on validation; data from --prepared, default data/prepared) -> results/alternation/scalars.json."""
 from pathlib import Path
 
 import torch
@@ -15,7 +15,6 @@ from trainrepro.papers.alternation.study import scalars, selected_runs
 from trainrepro.results import load_runs
 
 load_all()  # every paper registers its methods, params sections and report writers
-PREPARED = Path("data/prepared")
 
 
 def main() -> None:
@@ -25,7 +24,7 @@ def main() -> None:
     device = resolve_device(params.runtime["device"])
     if device.type == "cpu":
         torch.set_num_threads(int(params.runtime["threads"]))
-    out.update(study_time_ratios(runs, PREPARED, device))
+    out.update(study_time_ratios(runs, args.prepared, device))
     out["profile"], out["scale"] = params.profile_name, params.scale
     write_json(Path(args.results) / "alternation" / "scalars.json", out)
     print(f"alternation analysis: iteration_ratio = {out.get('iteration_ratio')}, "

@@ -20,9 +20,11 @@ def guarded(main: Callable[[], None]) -> None:
 
 
 def analysis_args(doc: str | None) -> tuple[argparse.Namespace, Params]:
-    """A study's analysis step: its arguments (--params, --results) and the loaded params."""
+    """A study's analysis step: its arguments (--params, --results, --prepared: the prepared
+    datasets, for an analysis that rebuilds runs) and the loaded params."""
     ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--results", default="results")
+    ap.add_argument("--prepared", default="data/prepared")
     args = ap.parse_args()
     return args, load_params(args.params)
